@@ -1,0 +1,71 @@
+// fp32 block-sparse (and dense) matrix products: y = act(x · Wᵀ + bias) + residual.
+//
+// x is (m, k) row-major, W is a BlockSparseMatrix of logical shape (n, k), y is
+// (m, n) row-major. Every kernel of the family has this signature; the
+// registry lists them all, and dispatch, tests and benchmarks read it.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "cpu/cpu_features.h"
+#include "formats/block_sparse.h"
+
+namespace sparsecpu {
+
+enum class Activation : int { none = 0, gelu, relu };
+
+struct Epilogue {
+  const float* bias = nullptr;      // (n) or null
+  Activation activation = Activation::none;
+  const float* residual = nullptr;  // (m, n) with leading dimension ld_residual, or null
+  int64_t ld_residual = 0;
+};
+
+struct SpmmF32Problem {
+  const float* x = nullptr;
+  int64_t m = 0;
+  int64_t ldx = 0;
+  const BlockSparseMatrix* w = nullptr;
+  Epilogue epilogue;
+  float* y = nullptr;
+  int64_t ldy = 0;
+  int threads = 0;  // 0 = the process default
+};
+
+using SpmmF32Fn = void (*)(const SpmmF32Problem&);
+
+struct SpmmF32Kernel {
+  const char* name;
+  Isa isa;
+  bool dense;         // runs matrices packed with every block kept (16x1)
+  int block_rows[5];  // supported R values (0 = unused slot); empty for dense kernels
+  SpmmF32Fn run;
+
+  bool supports(const BlockSparseMatrix& w) const;
+};
+
+const std::vector<SpmmF32Kernel>& spmm_f32_kernels();
+// The kernel of the highest usable ISA level that supports w.
+const SpmmF32Kernel& select_spmm_f32_kernel(const BlockSparseMatrix& w);
+// Throws std::invalid_argument if unknown, or if the CPU or cap forbids it.
+const SpmmF32Kernel& spmm_f32_kernel_by_name(const std::string& name);
+
+// Block shape a dense layer is packed with (all blocks kept).
+constexpr BlockShape kDenseBlock{16, 1};
+
+// Kernel entry points, one set per ISA file.
+void spmm_f32_ref(const SpmmF32Problem& p);
+void spmm_f32_bsr_r16_avx2(const SpmmF32Problem& p);
+void spmm_f32_bsr_r8_avx2(const SpmmF32Problem& p);
+void spmm_f32_bsr_r1to4_avx2(const SpmmF32Problem& p);
+void spmm_f32_dense_avx2(const SpmmF32Problem& p);
+void spmm_f32_bsr_r16_avx512(const SpmmF32Problem& p);
+void spmm_f32_bsr_r1to8_avx512(const SpmmF32Problem& p);
+void spmm_f32_dense_avx512(const SpmmF32Problem& p);
+
+// Scalar epilogue shared by the reference and tails.
+float apply_activation_ref(float v, Activation act);
+
+}  // namespace sparsecpu

@@ -1,0 +1,60 @@
+// fp32 block-sparse kernels for AVX2 + FMA. Built with -mavx2 -mfma; reached
+// only through the registry when the CPU and SPARSECPU_ISA allow it.
+#include <immintrin.h>
+
+#include "kernels/spmm_f32/spmm_f32_tiles.h"
+
+namespace sparsecpu {
+namespace {
+
+struct Avx2F32 {
+  using V = __m256;
+  static constexpr int L = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V set1(float v) { return _mm256_set1_ps(v); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static __m256i mask(int lanes) {
+    alignas(32) static const int32_t kTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kTable + 8 - lanes));
+  }
+  static V load_partial(const float* p, int lanes) { return _mm256_maskload_ps(p, mask(lanes)); }
+  static void store_partial(float* p, V v, int lanes) { _mm256_maskstore_ps(p, mask(lanes), v); }
+  static V bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V div(V a, V b) { return _mm256_div_ps(a, b); }
+  static V max(V a, V b) { return _mm256_max_ps(a, b); }
+  static V abs(V a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+  static V copysign(V magnitude, V sign) {
+    const V sign_bit = _mm256_set1_ps(-0.0f);
+    return _mm256_or_ps(_mm256_andnot_ps(sign_bit, magnitude), _mm256_and_ps(sign_bit, sign));
+  }
+
+  static void transpose_to_panel(const float* src, int64_t ld, int rows, int64_t k, float* dst) {
+    for (int j = 0; j < rows; ++j) {
+      const float* s = src + j * ld;
+      for (int64_t kk = 0; kk < k; ++kk) dst[kk * kPanelTokens + j] = s[kk];
+    }
+  }
+};
+
+}  // namespace
+
+void spmm_f32_bsr_r16_avx2(const SpmmF32Problem& p) { run_channel_tiles<Avx2F32, 2, 4, false>(p); }
+
+void spmm_f32_bsr_r8_avx2(const SpmmF32Problem& p) { run_channel_tiles<Avx2F32, 1, 8, false>(p); }
+
+void spmm_f32_dense_avx2(const SpmmF32Problem& p) { run_channel_tiles<Avx2F32, 2, 4, true>(p); }
+
+void spmm_f32_bsr_r1to4_avx2(const SpmmF32Problem& p) {
+  switch (p.w->block.rows) {
+    case 1: return run_token_tiles<Avx2F32, 1, 6>(p);
+    case 2: return run_token_tiles<Avx2F32, 2, 4>(p);
+    case 4: return run_token_tiles<Avx2F32, 4, 3>(p);
+  }
+}
+
+}  // namespace sparsecpu

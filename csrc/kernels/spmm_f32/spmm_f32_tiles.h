@@ -1,0 +1,252 @@
+// Register-tiled fp32 block-sparse kernels, written once over a SIMD traits
+// type S and instantiated by each per-ISA file (spmm_f32_avx2.cc,
+// spmm_f32_avx512.cc) with that file's compiler flags.
+//
+// Everything here has internal linkage (anonymous namespace), so the AVX-512
+// and AVX2 instantiations can never be merged by the linker.
+//
+// Activations are first repacked into "panels": 16 consecutive tokens stored
+// k-major, panel[k][t] = x[m0 + t][k], zero-padded past m and past k. One
+// input column of a block then reads one contiguous 64-byte line of a panel.
+//
+// Two register tilings:
+//  * channel tiles (R = 8 or 16): vectors run over R output channels of one
+//    block column, each token of the panel is broadcast. Stores are
+//    contiguous rows of y, so the epilogue is fully vectorized.
+//  * token tiles (R = 1, 2, 4, 8): vectors run over tokens, each weight is
+//    broadcast; R x V accumulators. Results are transposed on store.
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <cstring>
+#include <utility>
+
+#include "cpu/thread_pool.h"
+#include "formats/aligned_buffer.h"
+#include "kernels/spmm_f32/spmm_f32.h"
+
+namespace sparsecpu {
+namespace {
+
+constexpr int kPanelTokens = 16;
+
+// Polynomial erf of Abramowitz & Stegun 7.1.28 (|error| < 3e-7, no exp):
+// erf(z) = 1 - 1 / (1 + a1 z + ... + a6 z^6)^16 for z >= 0.
+template <class S>
+inline typename S::V gelu(typename S::V x) {
+  using V = typename S::V;
+  const V z = S::mul(S::abs(x), S::set1(0.70710678118654752f));
+  V p = S::set1(0.0000430638f);
+  p = S::fma(p, z, S::set1(0.0002765672f));
+  p = S::fma(p, z, S::set1(0.0001520143f));
+  p = S::fma(p, z, S::set1(0.0092705272f));
+  p = S::fma(p, z, S::set1(0.0422820123f));
+  p = S::fma(p, z, S::set1(0.0705230784f));
+  p = S::fma(p, z, S::set1(1.0f));
+  p = S::mul(p, p);
+  p = S::mul(p, p);
+  p = S::mul(p, p);
+  p = S::mul(p, p);
+  const V erf_abs = S::sub(S::set1(1.0f), S::div(S::set1(1.0f), p));
+  const V erf = S::copysign(erf_abs, x);
+  return S::mul(S::mul(S::set1(0.5f), x), S::add(S::set1(1.0f), erf));
+}
+
+template <class S>
+inline typename S::V activate(typename S::V v, Activation act) {
+  switch (act) {
+    case Activation::gelu:
+      return gelu<S>(v);
+    case Activation::relu:
+      return S::max(S::zero(), v);  // max(0, NaN) is NaN: the second operand wins
+    case Activation::none:
+      break;
+  }
+  return v;
+}
+
+// k rounded up to whole blocks, so a block's last columns read zeros.
+inline int64_t padded_k(const BlockSparseMatrix& w) { return w.block_cols * w.block.cols; }
+
+// Fills panel-major scratch for all tokens; returns it.
+template <class S>
+const float* pack_panels(const SpmmF32Problem& p, int64_t k_pad) {
+  thread_local AlignedBuffer<float> scratch;
+  const int64_t panels = (p.m + kPanelTokens - 1) / kPanelTokens;
+  const int64_t panel_floats = k_pad * kPanelTokens;
+  scratch.reserve_discarding(static_cast<size_t>(panels * panel_floats));
+  float* out = scratch.data();
+  const int64_t k = p.w->k;
+  parallel_for(panels, p.threads, [&](int64_t panel) {
+    float* dst = out + panel * panel_floats;
+    const int64_t m0 = panel * kPanelTokens;
+    const int rows = static_cast<int>(std::min<int64_t>(kPanelTokens, p.m - m0));
+    S::transpose_to_panel(p.x + m0 * p.ldx, p.ldx, rows, k, dst);
+    if (rows < kPanelTokens)
+      for (int64_t kk = 0; kk < k; ++kk)
+        std::memset(dst + kk * kPanelTokens + rows, 0, sizeof(float) * (kPanelTokens - rows));
+    std::memset(dst + k * kPanelTokens, 0, sizeof(float) * (k_pad - k) * kPanelTokens);
+  });
+  return out;
+}
+
+// Splits (token tiles x block rows) into tasks: token tiles in groups whose
+// panels stay in L2, block rows in chunks so every thread gets work.
+template <class TileFn>
+void for_each_tile(const SpmmF32Problem& p, int64_t token_tiles, int64_t tokens_per_tile, int64_t k_pad,
+                   const TileFn& tile_fn) {
+  const int64_t block_rows = p.w->block_rows;
+  if (token_tiles == 0 || block_rows == 0) return;
+  const int threads = p.threads > 0 ? p.threads : default_num_threads();
+  constexpr int64_t kPanelBudgetBytes = 1 << 20;
+  const int64_t tile_bytes = std::max<int64_t>(1, tokens_per_tile * k_pad * static_cast<int64_t>(sizeof(float)));
+  const int64_t tiles_per_group = std::clamp<int64_t>(kPanelBudgetBytes / tile_bytes, 1, token_tiles);
+  const int64_t groups = (token_tiles + tiles_per_group - 1) / tiles_per_group;
+  const int64_t wanted_tasks = threads > 1 ? 4 * threads : 1;
+  const int64_t chunks = std::clamp<int64_t>((wanted_tasks + groups - 1) / groups, 1, block_rows);
+  const int64_t rows_per_chunk = (block_rows + chunks - 1) / chunks;
+  parallel_for(groups * chunks, threads, [&](int64_t task) {
+    const int64_t group = task / chunks, chunk = task % chunks;
+    const int64_t tile_end = std::min(token_tiles, (group + 1) * tiles_per_group);
+    const int64_t row_end = std::min(block_rows, (chunk + 1) * rows_per_chunk);
+    for (int64_t br = chunk * rows_per_chunk; br < row_end; ++br)
+      for (int64_t tile = group * tiles_per_group; tile < tile_end; ++tile) tile_fn(tile, br);
+  });
+}
+
+// ---- channel tiles: R = WV * S::L output channels x T tokens -------------
+
+template <class S, int WV, int T, bool Dense>
+void channel_tile(const SpmmF32Problem& p, const float* panel, int token_in_panel, int64_t token0, int tokens,
+                  int64_t br) {
+  using V = typename S::V;
+  constexpr int L = S::L, R = WV * L;
+  const BlockSparseMatrix& w = *p.w;
+  const int C = w.block.cols;
+  const int64_t b0 = w.row_ptr[br], nb = w.row_ptr[br + 1] - b0;
+  const float* wp = w.values.data() + b0 * R * C;
+  const int32_t* cols = Dense ? nullptr : w.col_start.data() + b0;
+  const float* xp0 = panel + token_in_panel;
+
+  V acc[WV][T];
+  for (int v = 0; v < WV; ++v)
+    for (int t = 0; t < T; ++t) acc[v][t] = S::zero();
+
+  for (int64_t b = 0; b < nb; ++b) {
+    const float* xb = xp0 + (Dense ? b * C : cols[b]) * kPanelTokens;
+    for (int c = 0; c < C; ++c, wp += R, xb += kPanelTokens) {
+      V wv[WV];
+      for (int v = 0; v < WV; ++v) wv[v] = S::load(wp + v * L);
+      for (int t = 0; t < T; ++t) {
+        const V xt = S::bcast(xb + t);
+        for (int v = 0; v < WV; ++v) acc[v][t] = S::fma(wv[v], xt, acc[v][t]);
+      }
+    }
+  }
+
+  const Epilogue& e = p.epilogue;
+  const int64_t n0 = br * R;
+  for (int v = 0; v < WV; ++v) {
+    const int64_t c0 = n0 + v * L;
+    const int lanes = static_cast<int>(std::clamp<int64_t>(w.n - c0, 0, L));
+    if (lanes == 0) break;
+    const V bias = e.bias ? S::load_partial(e.bias + c0, lanes) : S::zero();
+    for (int t = 0; t < T && t < tokens; ++t) {
+      V out = activate<S>(S::add(acc[v][t], bias), e.activation);
+      if (e.residual) out = S::add(out, S::load_partial(e.residual + (token0 + t) * e.ld_residual + c0, lanes));
+      S::store_partial(p.y + (token0 + t) * p.ldy + c0, out, lanes);
+    }
+  }
+}
+
+template <class S, int WV, int T, bool Dense>
+void run_channel_tiles(const SpmmF32Problem& p) {
+  static_assert(kPanelTokens % T == 0, "a channel tile must not straddle panels");
+  if (p.m == 0 || p.w->n == 0) return;
+  const int64_t k_pad = padded_k(*p.w);
+  const float* panels = pack_panels<S>(p, k_pad);
+  const int64_t token_tiles = (p.m + T - 1) / T;
+  for_each_tile(p, token_tiles, T, k_pad, [&](int64_t tile, int64_t br) {
+    const int64_t token0 = tile * T;
+    const float* panel = panels + (token0 / kPanelTokens) * k_pad * kPanelTokens;
+    channel_tile<S, WV, T, Dense>(p, panel, static_cast<int>(token0 % kPanelTokens), token0,
+                                  static_cast<int>(std::min<int64_t>(T, p.m - token0)), br);
+  });
+}
+
+// ---- token tiles: R output channels x V vectors of S::L tokens -----------
+
+template <class S, int R, int V>
+void token_tile(const SpmmF32Problem& p, const float* panels, int64_t panel_floats, int64_t token0, int tokens,
+                int64_t br) {
+  using Vec = typename S::V;
+  constexpr int L = S::L;
+  const BlockSparseMatrix& w = *p.w;
+  const int C = w.block.cols;
+  const int64_t b0 = w.row_ptr[br], b1 = w.row_ptr[br + 1];
+  const float* x_of[V];
+  for (int v = 0; v < V; ++v) {
+    const int64_t t = token0 + v * L;
+    x_of[v] = panels + (t / kPanelTokens) * panel_floats + t % kPanelTokens;
+  }
+
+  Vec acc[R][V];
+  for (int r = 0; r < R; ++r)
+    for (int v = 0; v < V; ++v) acc[r][v] = S::zero();
+
+  const float* wp = w.values.data() + b0 * R * C;
+  for (int64_t b = b0; b < b1; ++b) {
+    const int64_t col_offset = static_cast<int64_t>(w.col_start[b]) * kPanelTokens;
+    for (int c = 0; c < C; ++c, wp += R) {
+      Vec xv[V];
+      for (int v = 0; v < V; ++v) xv[v] = S::load(x_of[v] + col_offset + c * kPanelTokens);
+      for (int r = 0; r < R; ++r) {
+        const Vec wr = S::bcast(wp + r);
+        for (int v = 0; v < V; ++v) acc[r][v] = S::fma(wr, xv[v], acc[r][v]);
+      }
+    }
+  }
+
+  const Epilogue& e = p.epilogue;
+  const int64_t n0 = br * R;
+  const int rows = static_cast<int>(std::min<int64_t>(R, w.n - n0));
+  alignas(64) float out[R][V * L];
+  for (int r = 0; r < rows; ++r) {
+    const Vec bias = S::set1(e.bias ? e.bias[n0 + r] : 0.0f);
+    for (int v = 0; v < V; ++v) S::store(out[r] + v * L, activate<S>(S::add(acc[r][v], bias), e.activation));
+  }
+  for (int t = 0; t < tokens; ++t) {
+    float* y = p.y + (token0 + t) * p.ldy + n0;
+    const float* res = e.residual ? e.residual + (token0 + t) * e.ld_residual + n0 : nullptr;
+    for (int r = 0; r < rows; ++r) y[r] = res ? out[r][t] + res[r] : out[r][t];
+  }
+}
+
+template <class S, int R, int... Vs>
+constexpr auto token_tile_table(std::integer_sequence<int, Vs...>) {
+  using Fn = void (*)(const SpmmF32Problem&, const float*, int64_t, int64_t, int, int64_t);
+  return std::array<Fn, sizeof...(Vs)>{&token_tile<S, R, Vs + 1>...};
+}
+
+// MaxV vectors of tokens per tile; the last tile of a call uses fewer.
+template <class S, int R, int MaxV>
+void run_token_tiles(const SpmmF32Problem& p) {
+  if (p.m == 0 || p.w->n == 0) return;
+  const int64_t k_pad = padded_k(*p.w);
+  const float* panels = pack_panels<S>(p, k_pad);
+  const int64_t panel_floats = k_pad * kPanelTokens;
+  constexpr int64_t tile_tokens = static_cast<int64_t>(MaxV) * S::L;
+  static constexpr auto table = token_tile_table<S, R>(std::make_integer_sequence<int, MaxV>{});
+  const int64_t token_tiles = (p.m + tile_tokens - 1) / tile_tokens;
+  for_each_tile(p, token_tiles, tile_tokens, k_pad, [&](int64_t tile, int64_t br) {
+    const int64_t token0 = tile * tile_tokens;
+    const int tokens = static_cast<int>(std::min<int64_t>(tile_tokens, p.m - token0));
+    const int vectors = (tokens + S::L - 1) / S::L;
+    table[vectors - 1](p, panels, panel_floats, token0, tokens, br);
+  });
+}
+
+}  // namespace
+}  // namespace sparsecpu

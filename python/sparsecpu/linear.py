@@ -1,0 +1,91 @@
+"""SparseLinear: one linear layer on packed weights with a fused epilogue."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ._native import core
+from .patterns import parse_pattern
+
+_DTYPES = ("fp32", "int8", "bf16")
+_ACTIVATIONS = (None, "gelu", "relu")
+
+
+def _float_array(value, what: str) -> np.ndarray:
+    arr = np.asarray(value)
+    if arr.dtype.kind != "f":
+        raise TypeError(f"{what} must hold floats (float16/32/64), got dtype {arr.dtype}")
+    return arr
+
+
+class SparseLinear:
+    """y = activation(x @ W.T + bias) + residual, with W packed for our kernels.
+
+    weight: (out_features, in_features) as in torch.nn.Linear.
+    pattern: "RxC" block shape (every block holding a nonzero is kept, so any W
+    is exact) or "dense". dtype: "fp32". activation: None, "gelu" (erf form) or
+    "relu". ``kernel`` forces a registered kernel by name (tests, benchmarks).
+    """
+
+    def __init__(self, weight, bias=None, pattern="4x1", dtype="fp32", activation=None, *, kernel=None):
+        w = _float_array(weight, "weight")
+        if w.ndim != 2:
+            raise ValueError(f"weight must be 2-D (out_features, in_features), got shape {w.shape}")
+        if dtype not in _DTYPES:
+            raise ValueError(f"dtype '{dtype}': expected one of {_DTYPES}")
+        if dtype != "fp32":
+            raise ValueError(f"dtype '{dtype}' is not supported by this version of sparsecpu; use 'fp32'")
+        if activation not in _ACTIVATIONS:
+            raise ValueError(f"activation {activation!r}: expected None, 'gelu' or 'relu'")
+        p = parse_pattern(pattern)
+        if p.kind == "nm":
+            raise ValueError(f"pattern '{p.name}': N:M kernels are not in this version of sparsecpu; "
+                             "use a block pattern such as '4x1' or '16x1'")
+        b = None
+        if bias is not None:
+            b = np.ascontiguousarray(_float_array(bias, "bias"), dtype=np.float32)
+            if b.shape != (w.shape[0],):
+                raise ValueError(f"bias must have shape ({w.shape[0]},), got {b.shape}")
+        self._impl = core.LinearF32(
+            np.ascontiguousarray(w, dtype=np.float32), b,
+            p.rows, p.cols, p.kind == "dense", activation or "none", kernel or "")
+        self.pattern = p.name
+        self.dtype = dtype
+        self.activation = activation
+        self.in_features = int(w.shape[1])
+        self.out_features = int(w.shape[0])
+
+    @property
+    def kernel(self) -> str:
+        """Name of the kernel that runs; it ends with the ISA level."""
+        return self._impl.kernel
+
+    @property
+    def density(self) -> float:
+        """Share of the weight's entries that are nonzero."""
+        total = self.in_features * self.out_features
+        return self._impl.nonzeros / total if total else 0.0
+
+    @property
+    def packed_bytes(self) -> int:
+        return int(self._impl.packed_bytes)
+
+    def __call__(self, x, residual=None) -> np.ndarray:
+        arr = _float_array(x, "input")
+        if arr.ndim == 0 or arr.shape[-1] != self.in_features:
+            raise ValueError(f"input must have shape (..., {self.in_features}), got {arr.shape}")
+        lead = arr.shape[:-1]
+        flat = np.ascontiguousarray(arr, dtype=np.float32).reshape(-1, self.in_features)
+        res = None
+        if residual is not None:
+            r = _float_array(residual, "residual")
+            if r.shape != lead + (self.out_features,):
+                raise ValueError(f"residual must have shape {lead + (self.out_features,)}, got {r.shape}")
+            res = np.ascontiguousarray(r, dtype=np.float32).reshape(-1, self.out_features)
+        y = self._impl.forward(flat, res, 0)
+        return y.reshape(lead + (self.out_features,))
+
+    def __repr__(self) -> str:
+        return (f"SparseLinear(in_features={self.in_features}, out_features={self.out_features}, "
+                f"pattern='{self.pattern}', dtype='{self.dtype}', density={self.density:.3f}, "
+                f"kernel='{self.kernel}')")

@@ -1,0 +1,5 @@
+"""Pruning of weights into the patterns our kernels run."""
+
+from .weights import prune_weight
+
+__all__ = ["prune_weight"]
