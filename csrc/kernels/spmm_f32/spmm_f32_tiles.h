@@ -84,9 +84,6 @@ const float* pack_panels(const SpmmF32Problem& p, int64_t k_pad) {
     const int64_t m0 = panel * kPanelTokens;
     const int rows = static_cast<int>(std::min<int64_t>(kPanelTokens, p.m - m0));
     S::transpose_to_panel(p.x + m0 * p.ldx, p.ldx, rows, k, dst);
-    if (rows < kPanelTokens)
-      for (int64_t kk = 0; kk < k; ++kk)
-        std::memset(dst + kk * kPanelTokens + rows, 0, sizeof(float) * (kPanelTokens - rows));
     std::memset(dst + k * kPanelTokens, 0, sizeof(float) * (k_pad - k) * kPanelTokens);
   });
   return out;
@@ -111,8 +108,8 @@ void for_each_tile(const SpmmF32Problem& p, int64_t token_tiles, int64_t tokens_
     const int64_t group = task / chunks, chunk = task % chunks;
     const int64_t tile_end = std::min(token_tiles, (group + 1) * tiles_per_group);
     const int64_t row_end = std::min(block_rows, (chunk + 1) * rows_per_chunk);
-    for (int64_t br = chunk * rows_per_chunk; br < row_end; ++br)
-      for (int64_t tile = group * tiles_per_group; tile < tile_end; ++tile) tile_fn(tile, br);
+    for (int64_t tile = group * tiles_per_group; tile < tile_end; ++tile)
+      for (int64_t br = chunk * rows_per_chunk; br < row_end; ++br) tile_fn(tile, br);
   });
 }
 
