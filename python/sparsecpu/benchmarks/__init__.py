@@ -1,0 +1,1 @@
+"""Benchmark harnesses behind `sparsecpu bench` and the scripts in bench/."""

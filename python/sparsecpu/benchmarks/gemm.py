@@ -1,0 +1,181 @@
+"""GEMM-shape microbenchmark: our sparse kernels vs dense baselines, same run.
+
+For each shape (M tokens, N out, K in) and thread count, times numpy's dense
+fp32 product, our dense kernel and our sparse kernels at each pattern and
+sparsity, interleaved round by round; reports medians.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from dataclasses import asdict, dataclass
+from typing import Dict, List, Optional, Sequence, Tuple
+
+import numpy as np
+
+from .. import SparseLinear, get_num_threads, prune_weight, set_num_threads
+from ..patterns import parse_pattern
+from .environment import describe_machine
+from .timing import time_baseline_apart
+
+Shape = Tuple[int, int, int]
+
+# (N out, K in) of BERT's linear layers: attention projections, FFN up, FFN down.
+BERT_BASE_NK = [(768, 768), (3072, 768), (768, 3072)]
+BERT_LARGE_NK = [(1024, 1024), (4096, 1024), (1024, 4096)]
+SHAPE_PRESETS: Dict[str, List[Shape]] = {
+    "goal": [(128, n, k) for n, k in BERT_BASE_NK] + [(384, n, k) for n, k in BERT_LARGE_NK],
+    "bert-base": [(m, n, k) for m in (128, 384) for n, k in BERT_BASE_NK],
+    "bert-large": [(m, n, k) for m in (128, 384) for n, k in BERT_LARGE_NK],
+    "bert-mini": [(m, n, k) for m in (128, 384) for n, k in [(256, 256), (1024, 256), (256, 1024)]],
+}
+SHAPE_PRESETS["bert"] = SHAPE_PRESETS["bert-base"] + SHAPE_PRESETS["bert-large"]
+
+
+def parse_shapes(items: Sequence[str]) -> List[Shape]:
+    shapes: List[Shape] = []
+    for item in items:
+        if item in SHAPE_PRESETS:
+            shapes += SHAPE_PRESETS[item]
+            continue
+        parts = item.split(",")
+        try:
+            m, n, k = (int(p) for p in parts)
+        except ValueError:
+            raise ValueError(f"shape '{item}': expected M,N,K (e.g. 128,768,768) or one of "
+                             f"{', '.join(sorted(SHAPE_PRESETS))}") from None
+        if min(m, n, k) <= 0:
+            raise ValueError(f"shape '{item}': M, N and K must be positive")
+        shapes.append((m, n, k))
+    return shapes
+
+
+@dataclass
+class Row:
+    m: int
+    n: int
+    k: int
+    threads: int
+    variant: str  # "numpy dense", "sparsecpu dense", or "<pattern> @ <sparsity>"
+    pattern: str
+    sparsity: float
+    kernel: str
+    ms: float
+    spread: float
+    gflops_dense_equivalent: float  # 2*M*N*K / t
+    gflops_real: float  # 2*nnz*M / t
+    speedup_vs_numpy: float
+    speedup_vs_our_dense: float
+
+
+def run(shapes: Sequence[Shape], patterns: Sequence[str], sparsities: Sequence[float], threads: Sequence[int],
+        rounds: int = 7, min_seconds: float = 0.05, seed: int = 0, progress=None) -> List[Row]:
+    for p in patterns:
+        if parse_pattern(p).kind != "block":
+            raise ValueError(f"pattern '{p}': the fp32 benchmark runs block patterns such as 16x1 or 4x1")
+    rng = np.random.default_rng(seed)
+    rows: List[Row] = []
+    saved_threads = get_num_threads()
+    try:
+        for m, n, k in shapes:
+            w = rng.standard_normal((n, k)).astype(np.float32)
+            x = rng.standard_normal((m, k)).astype(np.float32)
+            w_t = np.ascontiguousarray(w.T)
+            dense = SparseLinear(w, pattern="dense")
+            layers = {}
+            for pattern in patterns:
+                for s in sparsities:
+                    pruned = prune_weight(w, pattern, s)
+                    layers[(pattern, s)] = (SparseLinear(pruned, pattern=pattern), int(np.count_nonzero(pruned)))
+            for t in threads:
+                set_num_threads(t)
+                ours = {"sparsecpu dense": lambda: dense(x)}
+                for (pattern, s), (lin, _) in layers.items():
+                    ours[f"{pattern} @ {s:g}"] = (lambda lin=lin: lin(x))
+                timings = time_baseline_apart(ours, {"numpy dense": lambda: np.matmul(x, w_t)}, t, rounds,
+                                              min_seconds)
+                base_numpy = timings["numpy dense"].median
+                base_ours = timings["sparsecpu dense"].median
+                flops = 2.0 * m * n * k
+
+                def add(variant, pattern, sparsity, kernel, nnz):
+                    tm = timings[variant]
+                    rows.append(Row(m, n, k, t, variant, pattern, sparsity, kernel, tm.median * 1e3, tm.spread,
+                                    flops / tm.median / 1e9, 2.0 * nnz * m / tm.median / 1e9,
+                                    base_numpy / tm.median, base_ours / tm.median))
+
+                add("numpy dense", "dense", 0.0, "numpy", n * k)
+                add("sparsecpu dense", "dense", 0.0, dense.kernel, n * k)
+                for (pattern, s), (lin, nnz) in layers.items():
+                    add(f"{pattern} @ {s:g}", pattern, s, lin.kernel, nnz)
+                if progress:
+                    progress(rows[-(2 + len(layers)):])
+    finally:
+        set_num_threads(saved_threads)
+    return rows
+
+
+def geometric_means(rows: Sequence[Row]) -> List[dict]:
+    """Speedup over numpy per (pattern, sparsity, threads), geometric mean over shapes."""
+    groups: Dict[tuple, List[Row]] = {}
+    for r in rows:
+        if r.kernel != "numpy":
+            groups.setdefault((r.variant, r.threads), []).append(r)
+    out = []
+    for (variant, t), rs in groups.items():
+        out.append({"variant": variant, "threads": t, "shapes": len(rs),
+                    "speedup_vs_numpy": math.exp(sum(math.log(r.speedup_vs_numpy) for r in rs) / len(rs)),
+                    "speedup_vs_our_dense": math.exp(sum(math.log(r.speedup_vs_our_dense) for r in rs) / len(rs))})
+    return out
+
+
+def format_table(rows: Sequence[Row]) -> str:
+    header = (f"{'M,N,K':>16} {'thr':>3} {'variant':<16} {'kernel':<26} {'ms':>9} {'spread':>6} "
+              f"{'GFLOP/s eq':>10} {'real':>7} {'vs numpy':>8} {'vs dense':>8}")
+    lines = [header, "-" * len(header)]
+    for r in rows:
+        lines.append(f"{f'{r.m},{r.n},{r.k}':>16} {r.threads:>3} {r.variant:<16} {r.kernel:<26} {r.ms:>9.3f} "
+                     f"{r.spread * 100:>5.0f}% {r.gflops_dense_equivalent:>10.1f} {r.gflops_real:>7.1f} "
+                     f"{r.speedup_vs_numpy:>7.2f}x {r.speedup_vs_our_dense:>7.2f}x")
+    return "\n".join(lines)
+
+
+def format_summary(rows: Sequence[Row]) -> str:
+    lines = ["geometric mean over shapes:"]
+    for g in geometric_means(rows):
+        lines.append(f"  {g['variant']:<16} threads={g['threads']}: {g['speedup_vs_numpy']:.2f}x numpy dense, "
+                     f"{g['speedup_vs_our_dense']:.2f}x our dense ({g['shapes']} shapes)")
+    return "\n".join(lines)
+
+
+def format_machine(machine: dict) -> str:
+    blas = machine["numpy_blas"]
+    blas_text = (f"{blas.get('library')} {blas.get('version')} kernel {blas.get('kernel')}" if blas
+                 else "unknown (install threadpoolctl to report it and limit its threads)")
+    lines = [f"sparsecpu {machine['sparsecpu']} on {machine['cpu']}; ISA in use: {machine['isa']}; "
+             f"physical cores: {machine['physical_cores']}",
+             f"numpy BLAS: {blas_text}"]
+    if machine["openblas_env"]:
+        lines.append(f"warning: {machine['openblas_env']} is set and may slow numpy's BLAS; unset it for "
+                     "a fair baseline")
+    return "\n".join(lines)
+
+
+def write_json(path: str, rows: Sequence[Row], machine: dict, command: Optional[str] = None) -> None:
+    with open(path, "w") as f:
+        json.dump({"command": command, "machine": machine, "rows": [asdict(r) for r in rows],
+                   "geometric_means": geometric_means(rows)}, f, indent=2)
+
+
+def write_csv(path: str, rows: Sequence[Row]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(Row.__dataclass_fields__))
+        writer.writeheader()
+        for r in rows:
+            writer.writerow(asdict(r))
+
+
+__all__ = ["run", "parse_shapes", "format_table", "format_summary", "format_machine", "describe_machine",
+           "write_json", "write_csv", "SHAPE_PRESETS", "Row"]

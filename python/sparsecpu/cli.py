@@ -1,0 +1,237 @@
+"""The `sparsecpu` command: info, demo, bench."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import shlex
+import sys
+
+EXIT_OK, EXIT_INPUT, EXIT_USAGE = 0, 1, 2
+
+
+class CommandError(Exception):
+    """A problem with what the user asked for; `code` is the exit status."""
+
+    def __init__(self, message: str, code: int = EXIT_USAGE):
+        super().__init__(message)
+        self.code = code
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        self.exit(EXIT_USAGE, f"{self.prog}: error: usage: {message}\n")
+
+
+def _csv(kind):
+    def parse(text):
+        try:
+            return [kind(item) for item in text.split(",") if item.strip()]
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"'{text}' is not a comma-separated list of {kind.__name__}") from None
+    return parse
+
+
+# ---- info -------------------------------------------------------------------
+
+INFO_PATTERNS = ["16x1", "8x1", "4x1", "1x4", "1x1", "dense"]
+
+
+def cmd_info(args) -> int:
+    import numpy as np
+
+    import sparsecpu as sc
+
+    info = sc.cpu_info()
+    kernels = {p: sc.SparseLinear(np.eye(16, dtype=np.float32), pattern=p).kernel for p in INFO_PATTERNS}
+    info = dict(info, version=sc.__version__, fp32_kernels=kernels)
+    if args.json:
+        print(json.dumps(info, indent=2))
+        return EXIT_OK
+    print(f"sparsecpu {info['version']}")
+    print(f"cpu:            {info['model'] or '?'} ({info['vendor']})")
+    print(f"isa in use:     {info['isa']}")
+    print(f"isa available:  {', '.join(info['isa_available'])}")
+    print(f"flags:          {' '.join(info['flags'])}")
+    print(f"physical cores: {info['physical_cores']}")
+    print(f"threads:        {info['num_threads']}")
+    print("fp32 kernels:")
+    for pattern, name in kernels.items():
+        print(f"  {pattern:<6} {name}")
+    return EXIT_OK
+
+
+# ---- demo -------------------------------------------------------------------
+
+def cmd_demo(args) -> int:
+    import numpy as np
+
+    import sparsecpu as sc
+    from sparsecpu.benchmarks.timing import time_baseline_apart
+
+    if not 0.0 < args.sparsity < 1.0:
+        raise CommandError(f"--sparsity {args.sparsity}: must be between 0 and 1")
+    if args.threads is not None:
+        if args.threads < 0:
+            raise CommandError(f"--threads {args.threads}: must be >= 0")
+        sc.set_num_threads(args.threads)
+    tokens, out_features, in_features = args.tokens, 3072, 768
+    rng = np.random.default_rng(0)
+    w = (rng.standard_normal((out_features, in_features)) * 0.02).astype(np.float32)
+    bias = (rng.standard_normal(out_features) * 0.02).astype(np.float32)
+    x = rng.standard_normal((tokens, in_features)).astype(np.float32)
+    info = sc.cpu_info()
+    print(f"sparsecpu {sc.__version__} demo: the feed-forward up-projection of a BERT-base layer")
+    print(f"  weight {out_features}x{in_features}, {tokens} tokens, bias + GELU fused; "
+          f"ISA {info['isa']}, {sc.get_num_threads()} thread(s)")
+
+    pruned = sc.prune_weight(w, args.pattern, args.sparsity)
+    sparse = sc.SparseLinear(pruned, bias, pattern=args.pattern, activation="gelu")
+    dense_ours = sc.SparseLinear(pruned, bias, pattern="dense", activation="gelu")
+    print(f"  pruned to {args.pattern} blocks at {args.sparsity:.0%} sparsity (magnitude): density "
+          f"{sparse.density:.3f}, packed {sparse.packed_bytes / 2**20:.2f} MiB vs dense "
+          f"{pruned.nbytes / 2**20:.2f} MiB")
+
+    import math
+    pre = x.astype(np.float64) @ pruned.T.astype(np.float64) + bias
+    expected = 0.5 * pre * (1.0 + np.vectorize(math.erf)(pre / math.sqrt(2.0)))
+    got = sparse(x)
+    scale = np.abs(x.astype(np.float64)) @ np.abs(pruned.astype(np.float64)).T + np.abs(bias)
+    worst = float(np.max(np.abs(got - expected) / (scale + 1e-30)))
+    ok = worst <= 1e-5
+    print(f"  check against float64 numpy: max error {worst:.1e} of the magnitude sum "
+          f"({'ok' if ok else 'MISMATCH'}, tolerance 1e-5)")
+
+    def numpy_dense():
+        h = x @ pruned.T + bias
+        return 0.5 * h * (1.0 + _erf_fp32(h / np.float32(math.sqrt(2.0))))
+
+    timings = time_baseline_apart({"dense": lambda: dense_ours(x), "sparse": lambda: sparse(x)},
+                                  {"numpy": numpy_dense}, sc.get_num_threads(), rounds=5, min_seconds=0.05)
+    t_np, t_dense, t_sparse = (timings[k].median * 1e3 for k in ("numpy", "dense", "sparse"))
+    print(f"  numpy dense (matmul + bias + GELU):  {t_np:8.3f} ms")
+    print(f"  sparsecpu dense ({dense_ours.kernel}): {t_dense:8.3f} ms")
+    print(f"  sparsecpu sparse ({sparse.kernel}): {t_sparse:8.3f} ms")
+    print(f"  speedup: {t_np / t_sparse:.1f}x over numpy dense, {t_dense / t_sparse:.1f}x over our dense "
+          "(medians of 5 rounds; a shared machine adds noise)")
+    if not ok:
+        raise CommandError("sparse and dense results disagree", EXIT_INPUT)
+    return EXIT_OK
+
+
+def _erf_fp32(v):
+    """numpy has no erf; scipy may be absent. A&S 7.1.26 in float32 (|error| < 1.5e-7)."""
+    import numpy as np
+
+    a = np.abs(v)
+    t = 1.0 / (1.0 + 0.3275911 * a)
+    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
+    return np.sign(v) * (1.0 - poly * np.exp(-a * a))
+
+
+# ---- bench ------------------------------------------------------------------
+
+def cmd_bench_gemm(args) -> int:
+    from sparsecpu.benchmarks import gemm
+
+    if args.dtype != "fp32":
+        raise CommandError(f"--dtype {args.dtype}: this version benchmarks fp32 only")
+    try:
+        shapes = gemm.parse_shapes(args.shapes)
+    except ValueError as exc:
+        raise CommandError(f"--shapes: {exc}") from None
+    for s in args.sparsity:
+        if not 0.0 <= s < 1.0:
+            raise CommandError(f"--sparsity {s:g}: must be in [0, 1)")
+    if any(t <= 0 for t in args.threads):
+        raise CommandError("--threads: each count must be >= 1")
+    rounds, min_seconds = (3, 0.01) if args.quick else (args.repeats, 0.05)
+    machine = gemm.describe_machine()
+    print(gemm.format_machine(machine))
+    print(f"{len(shapes)} shape(s) x patterns {','.join(args.pattern)} x sparsities "
+          f"{','.join(f'{s:g}' for s in args.sparsity)} x threads {','.join(map(str, args.threads))}; "
+          f"median of {rounds} rounds\n", flush=True)
+    printed_header = []
+
+    def progress(rows):
+        table = gemm.format_table(rows).split("\n")
+        if not printed_header:
+            print("\n".join(table[:2]))
+            printed_header.append(True)
+        print("\n".join(table[2:]), flush=True)
+
+    try:
+        rows = gemm.run(shapes, args.pattern, args.sparsity, args.threads, rounds=rounds,
+                        min_seconds=min_seconds, progress=progress)
+    except ValueError as exc:
+        raise CommandError(str(exc)) from None
+    print()
+    print(gemm.format_summary(rows))
+    command = "sparsecpu " + " ".join(shlex.quote(a) for a in args.argv)
+    try:
+        if args.json:
+            gemm.write_json(args.json, rows, machine, command)
+        if args.csv:
+            gemm.write_csv(args.csv, rows)
+    except OSError as exc:
+        raise CommandError(f"{exc.filename}: {exc.strerror}", EXIT_INPUT) from None
+    return EXIT_OK
+
+
+# ---- entry point --------------------------------------------------------------
+
+def build_parser() -> argparse.ArgumentParser:
+    from ._version import __version__
+
+    parser = _Parser(prog="sparsecpu", description="Sparse inference for transformer encoders on CPUs.")
+    parser.add_argument("--version", action="version", version=f"sparsecpu {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+
+    info = sub.add_parser("info", help="CPU features, ISA level in use, threads and chosen kernels")
+    info.add_argument("--json", action="store_true", help="print machine-readable JSON")
+    info.set_defaults(func=cmd_info)
+
+    demo = sub.add_parser("demo", help="prune a BERT-base layer, run it sparse and dense, compare")
+    demo.add_argument("--pattern", default="16x1", help="block pattern (default 16x1)")
+    demo.add_argument("--sparsity", type=float, default=0.9, help="share of blocks zeroed (default 0.9)")
+    demo.add_argument("--tokens", type=int, default=128, help="tokens in the batch (default 128)")
+    demo.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    demo.set_defaults(func=cmd_demo)
+
+    bench = sub.add_parser("bench", help="benchmarks")
+    bench_sub = bench.add_subparsers(dest="bench_command", metavar="KIND", parser_class=_Parser)
+    bench_sub.required = True
+    g = bench_sub.add_parser("gemm", help="GEMM shapes: sparse kernels vs dense baselines in one run")
+    g.add_argument("--shapes", nargs="+", default=["goal"],
+                   help="presets (goal, bert, bert-base, bert-large, bert-mini) or M,N,K triples (default goal)")
+    g.add_argument("--sparsity", type=_csv(float), default=[0.7, 0.8, 0.9], help="comma list (default 0.7,0.8,0.9)")
+    g.add_argument("--pattern", type=_csv(str), default=["16x1", "4x1"], help="comma list (default 16x1,4x1)")
+    g.add_argument("--dtype", default="fp32", help="fp32 (default)")
+    g.add_argument("--threads", type=_csv(int), default=[1, 2], help="comma list (default 1,2)")
+    g.add_argument("--repeats", type=int, default=7, help="interleaved rounds; the median is reported (default 7)")
+    g.add_argument("--quick", action="store_true", help="3 short rounds: a smoke run, not a measurement")
+    g.add_argument("--json", metavar="FILE", help="write rows, machine and geometric means as JSON")
+    g.add_argument("--csv", metavar="FILE", help="write rows as CSV")
+    g.set_defaults(func=cmd_bench_gemm)
+    return parser
+
+
+def main(argv=None) -> int:
+    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    args = parser.parse_args(argv)
+    args.argv = argv
+    name = args.command + (f" {args.bench_command}" if getattr(args, "bench_command", None) else "")
+    try:
+        return args.func(args)
+    except CommandError as exc:
+        print(f"sparsecpu {name}: error: {exc}", file=sys.stderr)
+        return exc.code
+    except KeyboardInterrupt:
+        print(f"sparsecpu {name}: error: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

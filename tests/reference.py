@@ -1,0 +1,42 @@
+"""float64 ground truth and the fp32 error bound the kernel tests use."""
+
+import math
+
+import numpy as np
+
+_erf = np.vectorize(math.erf, otypes=[np.float64])
+
+# Each output is a sum of K products. fp32 accumulation in any order errs by at
+# most K * 2^-24 of the magnitude sum (|x|·|w|ᵀ + |bias| + |residual|) and
+# typically by sqrt(K) * 2^-24. We allow 1e-5 of the magnitude sum plus 1e-5
+# of |value| (the vector GELU's polynomial erf errs by < 3e-7): ~1000x the
+# typical rounding at K = 256, and far below any indexing mistake, which
+# errs by a whole product.
+FP32_RELATIVE_TOLERANCE = 1e-5
+
+
+def linear_reference(x, w, bias=None, activation=None, residual=None):
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    y = x64 @ w64.T
+    magnitude = np.abs(x64) @ np.abs(w64).T
+    if bias is not None:
+        y = y + bias
+        magnitude = magnitude + np.abs(bias)
+    if activation == "gelu":
+        y = 0.5 * y * (1.0 + _erf(y / math.sqrt(2.0)))
+    elif activation == "relu":
+        y = np.maximum(y, 0.0)
+    if residual is not None:
+        y = y + residual
+        magnitude = magnitude + np.abs(residual)
+    return y, magnitude
+
+
+def assert_close_fp32(actual, x, w, bias=None, activation=None, residual=None):
+    expected, magnitude = linear_reference(x, w, bias, activation, residual)
+    assert actual.dtype == np.float32
+    assert actual.shape == expected.shape, (actual.shape, expected.shape)
+    bound = FP32_RELATIVE_TOLERANCE * (magnitude + np.abs(expected)) + 1e-30
+    err = np.abs(actual.astype(np.float64) - expected)
+    worst = np.unravel_index(np.argmax(err - bound), err.shape) if err.size else None
+    assert np.all(err <= bound), f"max excess at {worst}: got {actual[worst]}, expected {expected[worst]}"

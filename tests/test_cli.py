@@ -1,0 +1,89 @@
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from conftest import run_python
+
+CLI = "import sys; from sparsecpu.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+def sparsecpu(*args, **env):
+    code = CLI.replace("sys.argv[1:]", repr(list(args)))
+    return run_python(code, **env)
+
+
+def test_version():
+    out = sparsecpu("--version")
+    assert out.returncode == 0 and out.stdout.startswith("sparsecpu ")
+
+
+def test_info_json_matches_cpu_info():
+    out = sparsecpu("info", "--json")
+    assert out.returncode == 0, out.stderr
+    info = json.loads(out.stdout)
+    assert info["isa"] in info["isa_available"]
+    assert set(info["fp32_kernels"]) == {"16x1", "8x1", "4x1", "1x4", "1x1", "dense"}
+
+
+def test_info_text_under_forced_isa():
+    out = sparsecpu("info", SPARSECPU_ISA="ref")
+    assert out.returncode == 0, out.stderr
+    assert "isa in use:     ref" in out.stdout and "spmm_f32_ref" in out.stdout
+
+
+def test_demo_checks_and_reports_speedup():
+    out = sparsecpu("demo", "--tokens", "32", "--threads", "1")
+    assert out.returncode == 0, out.stderr
+    assert "(ok, tolerance 1e-5)" in out.stdout and "over numpy dense" in out.stdout
+
+
+def test_bench_gemm_quick_writes_json_and_csv(tmp_path):
+    js, cs = tmp_path / "r.json", tmp_path / "r.csv"
+    out = sparsecpu("bench", "gemm", "--shapes", "17,40,33", "--sparsity", "0.5,0.9", "--pattern", "4x1",
+                    "--threads", "1", "--quick", "--json", str(js), "--csv", str(cs))
+    assert out.returncode == 0, out.stderr
+    data = json.loads(js.read_text())
+    variants = [r["variant"] for r in data["rows"]]
+    assert variants == ["numpy dense", "sparsecpu dense", "4x1 @ 0.5", "4x1 @ 0.9"]
+    assert all(r["ms"] > 0 and r["threads"] == 1 for r in data["rows"])
+    assert data["machine"]["isa"] and "bench gemm" in data["command"]
+    assert len(cs.read_text().strip().splitlines()) == 5
+    assert "geometric mean" in out.stdout
+
+
+@pytest.mark.parametrize("args,words", [
+    (["bench", "gemm", "--shapes", "12,x,3"], ["--shapes", "12,x,3"]),
+    (["bench", "gemm", "--sparsity", "1.5"], ["--sparsity", "1.5"]),
+    (["bench", "gemm", "--pattern", "2:4"], ["2:4"]),
+    (["bench", "gemm", "--dtype", "int4"], ["--dtype", "int4"]),
+    (["bench", "gemm", "--threads", "0"], ["--threads"]),
+    (["demo", "--sparsity", "2"], ["--sparsity"]),
+    (["frobnicate"], ["frobnicate"]),
+])
+def test_usage_errors_are_one_line_exit_2(args, words):
+    out = sparsecpu(*args)
+    assert out.returncode == 2, (out.stdout, out.stderr)
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and "Traceback" not in out.stderr, out.stderr
+    assert lines[0].startswith("sparsecpu")
+    for word in words:
+        assert word in lines[0]
+
+
+def test_unwritable_output_is_exit_1(tmp_path):
+    out = sparsecpu("bench", "gemm", "--shapes", "4,16,16", "--sparsity", "0.5", "--pattern", "4x1", "--threads",
+                    "1", "--quick", "--json", str(tmp_path / "missing" / "r.json"))
+    assert out.returncode == 1 and "missing" in out.stderr and "Traceback" not in out.stderr
+
+
+def test_bad_isa_environment_is_one_line_for_the_command():
+    exe = os.path.join(os.path.dirname(sys.executable), "sparsecpu")
+    if not os.path.exists(exe):
+        pytest.skip("console script not installed next to this interpreter")
+    out = subprocess.run([exe, "info"], capture_output=True, text=True,
+                         env=dict(os.environ, SPARSECPU_ISA="avx9000"), timeout=60)
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    assert out.stderr.strip() == out.stderr.strip().splitlines()[0] and "avx9000" in out.stderr

@@ -1,0 +1,121 @@
+import os
+import sys
+
+import pytest
+
+import sparsecpu as sc
+
+from conftest import ISA_ORDER, run_python
+
+
+def test_cpu_info_keys_and_types(cpu):
+    assert set(cpu) >= {"vendor", "model", "flags", "isa", "isa_available", "physical_cores", "num_threads"}
+    assert isinstance(cpu["flags"], list) and all(isinstance(f, str) for f in cpu["flags"])
+    assert cpu["isa"] in cpu["isa_available"]
+    assert "ref" in cpu["isa_available"]
+    assert set(cpu["isa_available"]) <= set(ISA_ORDER)
+    assert cpu["physical_cores"] >= 1 and cpu["num_threads"] >= 1
+    assert sc._core.isa_levels() == ISA_ORDER
+
+
+def test_flags_agree_with_the_kernel():
+    flags = set(sc.cpu_info()["flags"])
+    try:
+        with open("/proc/cpuinfo") as f:
+            proc = next(line for line in f if line.startswith("flags")).split(":")[1].split()
+    except (OSError, StopIteration):
+        pytest.skip("no /proc/cpuinfo")
+    for ours, linux in [("avx2", "avx2"), ("avx512f", "avx512f"), ("avx512_vnni", "avx512_vnni"),
+                        ("avx_vnni", "avx_vnni"), ("avx512_bf16", "avx512_bf16")]:
+        assert (ours in flags) == (linux in proc), ours
+
+
+def test_version():
+    assert sc.__version__.count(".") >= 2
+
+
+def test_set_num_threads_semantics():
+    old = sc.get_num_threads()
+    try:
+        sc.set_num_threads(3)
+        assert sc.get_num_threads() == 3
+        assert sc.cpu_info()["num_threads"] == 3
+        sc.set_num_threads(0)
+        assert sc.get_num_threads() == len(os.sched_getaffinity(0))
+        with pytest.raises(ValueError, match="-1"):
+            sc.set_num_threads(-1)
+        with pytest.raises(TypeError):
+            sc.set_num_threads(1.5)
+    finally:
+        sc.set_num_threads(old)
+
+
+@pytest.mark.parametrize("value,expected", [("3", 3), ("0", None), ("", None)])
+def test_num_threads_environment(value, expected):
+    out = run_python("import sparsecpu as sc, os; print(sc.get_num_threads(), len(os.sched_getaffinity(0)))",
+                     SPARSECPU_NUM_THREADS=value)
+    assert out.returncode == 0, out.stderr
+    got, cores = map(int, out.stdout.split())
+    assert got == (expected or cores)
+
+
+def test_bad_num_threads_environment_fails_import():
+    out = run_python("import sparsecpu", SPARSECPU_NUM_THREADS="-2")
+    assert out.returncode != 0
+    assert "SPARSECPU_NUM_THREADS" in out.stderr and "-2" in out.stderr
+
+
+@pytest.mark.parametrize("level", ISA_ORDER)
+def test_forced_isa_caps_dispatch(level, cpu):
+    if level not in cpu["isa_available"]:
+        pytest.skip(f"this CPU lacks {level}")
+    code = ("import sparsecpu as sc, numpy as np\n"
+            "info = sc.cpu_info()\n"
+            "lins = [sc.SparseLinear(np.eye(40, dtype=np.float32), pattern=p) for p in ('16x1','4x1','1x4','dense')]\n"
+            "print(info['isa'], *[l.kernel for l in lins])\n"
+            "x = np.arange(80, dtype=np.float32).reshape(2, 40)\n"
+            "assert all(np.array_equal(l(x), x) for l in lins)\n")
+    out = run_python(code, SPARSECPU_ISA=level)
+    assert out.returncode == 0, out.stderr
+    isa, *kernels = out.stdout.split()
+    assert isa == level
+    for name in kernels:
+        kernel_level = next(lv for lv in sorted(ISA_ORDER, key=len, reverse=True) if name.endswith("_" + lv))
+        assert ISA_ORDER.index(kernel_level) <= ISA_ORDER.index(level), name
+
+
+@pytest.mark.parametrize("value", ["avx1024", "AVX2 ", "native"])
+def test_unknown_isa_fails_import_naming_it(value):
+    out = run_python("import sparsecpu", SPARSECPU_ISA=value)
+    assert out.returncode != 0
+    assert "ImportError" in out.stderr and f"'{value}'" in out.stderr
+    assert "Illegal instruction" not in out.stderr
+
+
+def test_isa_the_cpu_lacks_fails_import(cpu):
+    missing = [lv for lv in ISA_ORDER if lv not in cpu["isa_available"]]
+    if not missing:
+        pytest.skip("this CPU has every level")
+    out = run_python("import sparsecpu", SPARSECPU_ISA=missing[0])
+    assert out.returncode != 0 and missing[0] in out.stderr and "lacks" in out.stderr
+
+
+def test_empty_isa_means_unset(cpu):
+    out = run_python("import sparsecpu as sc; print(sc.cpu_info()['isa'])", SPARSECPU_ISA="")
+    assert out.returncode == 0 and out.stdout.strip() == cpu["isa_available"][-1]
+
+
+@pytest.mark.parametrize("level", ISA_ORDER)
+def test_kernel_suite_under_forced_isa(level, cpu):
+    """Reruns every kernel test (marker `kernels`) with SPARSECPU_ISA capped at `level`."""
+    if level not in cpu["isa_available"]:
+        pytest.skip(f"this CPU lacks {level}")
+    if level == cpu["isa"] and not os.environ.get("SPARSECPU_ISA"):
+        pytest.skip("the native level already ran in this process")
+    here = os.path.dirname(__file__)
+    out = run_python(
+        "import sys, pytest; sys.exit(pytest.main(['-q', '-m', 'kernels', '-p', 'no:cacheprovider', "
+        f"{os.path.join(here, 'test_kernels.py')!r}]))",
+        SPARSECPU_ISA=level)
+    assert out.returncode == 0, out.stdout[-3000:] + out.stderr[-3000:]
+    assert " passed" in out.stdout
