@@ -19,6 +19,7 @@
 
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <utility>
@@ -70,54 +71,92 @@ inline typename S::V activate(typename S::V v, Activation act) {
 // k rounded up to whole blocks, so a block's last columns read zeros.
 inline int64_t padded_k(const BlockSparseMatrix& w) { return w.block_cols * w.block.cols; }
 
-// Fills panel-major scratch for all tokens; returns it.
+// Panels [first, first + count) of this call's activations, packed by the
+// calling thread into its own scratch. A thread that runs several tasks of the
+// same token group in one call packs the group once.
+struct PanelRange {
+  const float* data;
+  int64_t first;  // index of the first panel held
+  int64_t panel_floats;
+
+  const float* at_token(int64_t token) const {
+    return data + (token / kPanelTokens - first) * panel_floats + token % kPanelTokens;
+  }
+};
+
 template <class S>
-const float* pack_panels(const SpmmF32Problem& p, int64_t k_pad) {
-  thread_local AlignedBuffer<float> scratch;
-  const int64_t panels = (p.m + kPanelTokens - 1) / kPanelTokens;
+PanelRange pack_panels(const SpmmF32Problem& p, uint64_t call_id, int64_t group, int64_t first, int64_t count,
+                       int64_t k_pad) {
+  struct Cache {
+    uint64_t call_id = 0;
+    int64_t group = -1;
+    AlignedBuffer<float> panels;
+  };
+  thread_local Cache cache;
   const int64_t panel_floats = k_pad * kPanelTokens;
-  scratch.reserve_discarding(static_cast<size_t>(panels * panel_floats));
-  float* out = scratch.data();
-  const int64_t k = p.w->k;
-  parallel_for(panels, p.threads, [&](int64_t panel) {
-    float* dst = out + panel * panel_floats;
-    const int64_t m0 = panel * kPanelTokens;
-    const int rows = static_cast<int>(std::min<int64_t>(kPanelTokens, p.m - m0));
-    S::transpose_to_panel(p.x + m0 * p.ldx, p.ldx, rows, k, dst);
-    std::memset(dst + k * kPanelTokens, 0, sizeof(float) * (k_pad - k) * kPanelTokens);
-  });
-  return out;
+  if (cache.call_id != call_id || cache.group != group) {
+    cache.panels.reserve_discarding(static_cast<size_t>(count * panel_floats));
+    const int64_t k = p.w->k;
+    for (int64_t i = 0; i < count; ++i) {
+      float* dst = cache.panels.data() + i * panel_floats;
+      const int64_t m0 = (first + i) * kPanelTokens;
+      const int rows = static_cast<int>(std::min<int64_t>(kPanelTokens, p.m - m0));
+      S::transpose_to_panel(p.x + m0 * p.ldx, p.ldx, rows, k, dst);
+      std::memset(dst + k * kPanelTokens, 0, sizeof(float) * (k_pad - k) * kPanelTokens);
+    }
+    cache.call_id = call_id;
+    cache.group = group;
+  }
+  return PanelRange{cache.panels.data(), first, panel_floats};
 }
 
-// Splits (token tiles x block rows) into tasks: token tiles in groups whose
-// panels stay in L2, block rows in chunks so every thread gets work.
-template <class TileFn>
-void for_each_tile(const SpmmF32Problem& p, int64_t token_tiles, int64_t tokens_per_tile, int64_t k_pad,
-                   const TileFn& tile_fn) {
+inline uint64_t next_call_id() {
+  static std::atomic<uint64_t> calls{0};
+  return ++calls;
+}
+
+// Runs tile_fn(panels, tile, block_row) over all token tiles and block rows.
+// Token tiles are grouped so a group's panels stay in L2 and, when there are
+// enough tokens, every thread has its own groups (packing is then never
+// repeated); block rows are split in chunks only to give idle threads work.
+// Tasks are chunk-major, so a thread tends to keep its group.
+template <class S, class TileFn>
+void for_each_tile(const SpmmF32Problem& p, int64_t tokens_per_tile, const TileFn& tile_fn) {
   const int64_t block_rows = p.w->block_rows;
-  if (token_tiles == 0 || block_rows == 0) return;
+  if (p.m == 0 || block_rows == 0) return;
+  const int64_t k_pad = padded_k(*p.w);
+  const int64_t token_tiles = (p.m + tokens_per_tile - 1) / tokens_per_tile;
   const int threads = p.threads > 0 ? p.threads : default_num_threads();
   constexpr int64_t kPanelBudgetBytes = 1 << 20;
-  const int64_t tile_bytes = std::max<int64_t>(1, tokens_per_tile * k_pad * static_cast<int64_t>(sizeof(float)));
-  const int64_t tiles_per_group = std::clamp<int64_t>(kPanelBudgetBytes / tile_bytes, 1, token_tiles);
-  const int64_t groups = (token_tiles + tiles_per_group - 1) / tiles_per_group;
-  const int64_t wanted_tasks = threads > 1 ? 4 * threads : 1;
+  const int64_t tile_bytes = tokens_per_tile * k_pad * static_cast<int64_t>(sizeof(float));
+  const int64_t max_tiles_per_group = std::clamp<int64_t>(kPanelBudgetBytes / std::max<int64_t>(tile_bytes, 1), 1,
+                                                          token_tiles);
+  const int64_t groups = std::max((token_tiles + max_tiles_per_group - 1) / max_tiles_per_group,
+                                  std::min<int64_t>(threads, token_tiles));
+  const int64_t tiles_per_group = (token_tiles + groups - 1) / groups;
+  const int64_t wanted_tasks = threads > 1 ? 2 * threads : 1;
   const int64_t chunks = std::clamp<int64_t>((wanted_tasks + groups - 1) / groups, 1, block_rows);
   const int64_t rows_per_chunk = (block_rows + chunks - 1) / chunks;
+  const uint64_t call_id = next_call_id();
   parallel_for(groups * chunks, threads, [&](int64_t task) {
-    const int64_t group = task / chunks, chunk = task % chunks;
-    const int64_t tile_end = std::min(token_tiles, (group + 1) * tiles_per_group);
+    const int64_t group = task % groups, chunk = task / groups;
+    const int64_t tile_begin = group * tiles_per_group;
+    const int64_t tile_end = std::min(token_tiles, tile_begin + tiles_per_group);
     const int64_t row_end = std::min(block_rows, (chunk + 1) * rows_per_chunk);
-    for (int64_t tile = group * tiles_per_group; tile < tile_end; ++tile)
-      for (int64_t br = chunk * rows_per_chunk; br < row_end; ++br) tile_fn(tile, br);
+    if (tile_begin >= tile_end) return;
+    const int64_t first_panel = tile_begin * tokens_per_tile / kPanelTokens;
+    const int64_t last_token = std::min(p.m, tile_end * tokens_per_tile) - 1;
+    const PanelRange panels =
+        pack_panels<S>(p, call_id, group, first_panel, last_token / kPanelTokens + 1 - first_panel, k_pad);
+    for (int64_t tile = tile_begin; tile < tile_end; ++tile)
+      for (int64_t br = chunk * rows_per_chunk; br < row_end; ++br) tile_fn(panels, tile, br);
   });
 }
 
 // ---- channel tiles: R = WV * S::L output channels x T tokens -------------
 
 template <class S, int WV, int T, bool Dense>
-void channel_tile(const SpmmF32Problem& p, const float* panel, int token_in_panel, int64_t token0, int tokens,
-                  int64_t br) {
+void channel_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token0, int tokens, int64_t br) {
   using V = typename S::V;
   constexpr int L = S::L, R = WV * L;
   const BlockSparseMatrix& w = *p.w;
@@ -125,7 +164,7 @@ void channel_tile(const SpmmF32Problem& p, const float* panel, int token_in_pane
   const int64_t b0 = w.row_ptr[br], nb = w.row_ptr[br + 1] - b0;
   const float* wp = w.values.data() + b0 * R * C;
   const int32_t* cols = Dense ? nullptr : w.col_start.data() + b0;
-  const float* xp0 = panel + token_in_panel;
+  const float* xp0 = panels.at_token(token0);
 
   V acc[WV][T];
   for (int v = 0; v < WV; ++v)
@@ -161,33 +200,24 @@ void channel_tile(const SpmmF32Problem& p, const float* panel, int token_in_pane
 template <class S, int WV, int T, bool Dense>
 void run_channel_tiles(const SpmmF32Problem& p) {
   static_assert(kPanelTokens % T == 0, "a channel tile must not straddle panels");
-  if (p.m == 0 || p.w->n == 0) return;
-  const int64_t k_pad = padded_k(*p.w);
-  const float* panels = pack_panels<S>(p, k_pad);
-  const int64_t token_tiles = (p.m + T - 1) / T;
-  for_each_tile(p, token_tiles, T, k_pad, [&](int64_t tile, int64_t br) {
+  if (p.w->n == 0) return;
+  for_each_tile<S>(p, T, [&](const PanelRange& panels, int64_t tile, int64_t br) {
     const int64_t token0 = tile * T;
-    const float* panel = panels + (token0 / kPanelTokens) * k_pad * kPanelTokens;
-    channel_tile<S, WV, T, Dense>(p, panel, static_cast<int>(token0 % kPanelTokens), token0,
-                                  static_cast<int>(std::min<int64_t>(T, p.m - token0)), br);
+    channel_tile<S, WV, T, Dense>(p, panels, token0, static_cast<int>(std::min<int64_t>(T, p.m - token0)), br);
   });
 }
 
 // ---- token tiles: R output channels x V vectors of S::L tokens -----------
 
 template <class S, int R, int V>
-void token_tile(const SpmmF32Problem& p, const float* panels, int64_t panel_floats, int64_t token0, int tokens,
-                int64_t br) {
+void token_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token0, int tokens, int64_t br) {
   using Vec = typename S::V;
   constexpr int L = S::L;
   const BlockSparseMatrix& w = *p.w;
   const int C = w.block.cols;
   const int64_t b0 = w.row_ptr[br], b1 = w.row_ptr[br + 1];
   const float* x_of[V];
-  for (int v = 0; v < V; ++v) {
-    const int64_t t = token0 + v * L;
-    x_of[v] = panels + (t / kPanelTokens) * panel_floats + t % kPanelTokens;
-  }
+  for (int v = 0; v < V; ++v) x_of[v] = panels.at_token(token0 + v * L);
 
   Vec acc[R][V];
   for (int r = 0; r < R; ++r)
@@ -223,25 +253,20 @@ void token_tile(const SpmmF32Problem& p, const float* panels, int64_t panel_floa
 
 template <class S, int R, int... Vs>
 constexpr auto token_tile_table(std::integer_sequence<int, Vs...>) {
-  using Fn = void (*)(const SpmmF32Problem&, const float*, int64_t, int64_t, int, int64_t);
+  using Fn = void (*)(const SpmmF32Problem&, const PanelRange&, int64_t, int, int64_t);
   return std::array<Fn, sizeof...(Vs)>{&token_tile<S, R, Vs + 1>...};
 }
 
 // MaxV vectors of tokens per tile; the last tile of a call uses fewer.
 template <class S, int R, int MaxV>
 void run_token_tiles(const SpmmF32Problem& p) {
-  if (p.m == 0 || p.w->n == 0) return;
-  const int64_t k_pad = padded_k(*p.w);
-  const float* panels = pack_panels<S>(p, k_pad);
-  const int64_t panel_floats = k_pad * kPanelTokens;
+  if (p.w->n == 0) return;
   constexpr int64_t tile_tokens = static_cast<int64_t>(MaxV) * S::L;
   static constexpr auto table = token_tile_table<S, R>(std::make_integer_sequence<int, MaxV>{});
-  const int64_t token_tiles = (p.m + tile_tokens - 1) / tile_tokens;
-  for_each_tile(p, token_tiles, tile_tokens, k_pad, [&](int64_t tile, int64_t br) {
+  for_each_tile<S>(p, tile_tokens, [&](const PanelRange& panels, int64_t tile, int64_t br) {
     const int64_t token0 = tile * tile_tokens;
     const int tokens = static_cast<int>(std::min<int64_t>(tile_tokens, p.m - token0));
-    const int vectors = (tokens + S::L - 1) / S::L;
-    table[vectors - 1](p, panels, panel_floats, token0, tokens, br);
+    table[(tokens + S::L - 1) / S::L - 1](p, panels, token0, tokens, br);
   });
 }
 
