@@ -100,3 +100,34 @@ def test_bad_input_names_the_problem(weights, call, error, words):
         call(w, x)
     for word in words:
         assert word in str(info.value), (word, str(info.value))
+
+
+def test_concurrent_calls_match_serial(weights, rng):
+    from concurrent.futures import ThreadPoolExecutor
+
+    w, b = weights
+    lin = sc.SparseLinear(w, b, pattern="16x1", activation="gelu")
+    inputs = [rng.standard_normal((int(rng.integers(1, 80)), 40)).astype(np.float32) for _ in range(64)]
+    serial = [lin(x) for x in inputs]
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        parallel = list(pool.map(lin, inputs))
+    for s, p in zip(serial, parallel):
+        np.testing.assert_array_equal(s, p)
+
+
+def test_works_in_a_forked_child(weights, rng):
+    import multiprocessing
+
+    w, b = weights
+    lin = sc.SparseLinear(w, b, pattern="4x1")
+    x = rng.standard_normal((50, 40)).astype(np.float32)
+    expected = lin(x)  # starts the thread pool in the parent
+    ctx = multiprocessing.get_context("fork")
+    with ctx.Pool(1) as pool:
+        got = pool.apply(_forward_in_child, (w, b, x))
+    np.testing.assert_array_equal(got, expected)
+
+
+def _forward_in_child(w, b, x):
+    sc.set_num_threads(2)
+    return sc.SparseLinear(w, b, pattern="4x1")(x)

@@ -1,8 +1,10 @@
 #include "cpu/thread_pool.h"
 
+#include <immintrin.h>
 #include <pthread.h>
 
 #include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdlib>
 #include <exception>
@@ -33,6 +35,22 @@ std::atomic<int>& requested_threads() {
   return requested;
 }
 
+// Spinning this long before sleeping keeps back-to-back calls (one layer after
+// another) from paying a futex wake-up each, which costs more than a small layer.
+constexpr auto kSpinBeforeSleep = std::chrono::microseconds(200);
+
+template <class Ready>
+bool spin_until(const Ready& ready) {
+  const auto deadline = std::chrono::steady_clock::now() + kSpinBeforeSleep;
+  for (;;) {
+    for (int i = 0; i < 64; ++i) {
+      if (ready()) return true;
+      _mm_pause();
+    }
+    if (std::chrono::steady_clock::now() > deadline) return ready();
+  }
+}
+
 class Pool {
  public:
   static Pool& instance() {
@@ -44,20 +62,23 @@ class Pool {
     std::lock_guard<std::mutex> serial(call_mutex_);
     const int helpers = static_cast<int>(std::min<int64_t>(threads, n_tasks)) - 1;
     ensure_workers(helpers);
+    fn_ = &fn;
+    n_tasks_ = n_tasks;
+    next_.store(0);
+    helpers_wanted_ = helpers;
+    helpers_running_.store(helpers);
+    error_ = nullptr;
     {
       std::lock_guard<std::mutex> lock(mutex_);
-      fn_ = &fn;
-      n_tasks_ = n_tasks;
-      next_.store(0);
-      helpers_wanted_ = helpers;
-      helpers_running_ = helpers;
-      error_ = nullptr;
-      ++generation_;
+      generation_.fetch_add(1, std::memory_order_release);
     }
     wake_.notify_all();
     work();
-    std::unique_lock<std::mutex> lock(mutex_);
-    done_.wait(lock, [&] { return helpers_running_ == 0; });
+    auto helpers_done = [&] { return helpers_running_.load(std::memory_order_acquire) == 0; };
+    if (!spin_until(helpers_done)) {
+      std::unique_lock<std::mutex> lock(mutex_);
+      done_.wait(lock, helpers_done);
+    }
     fn_ = nullptr;
     if (error_) std::rethrow_exception(error_);
   }
@@ -80,7 +101,8 @@ class Pool {
   void ensure_workers(int count) {
     while (static_cast<int>(workers_.size()) < count) {
       int index = static_cast<int>(workers_.size());
-      workers_.emplace_back([this, index] { worker_loop(index); });
+      uint64_t current = generation_.load();
+      workers_.emplace_back([this, index, current] { worker_loop(index, current); });
     }
   }
 
@@ -98,18 +120,20 @@ class Pool {
     }
   }
 
-  void worker_loop(int index) {
-    uint64_t seen = 0;
+  void worker_loop(int index, uint64_t seen) {
     for (;;) {
-      {
+      auto new_job = [&] { return generation_.load(std::memory_order_acquire) != seen; };
+      if (!spin_until(new_job)) {
         std::unique_lock<std::mutex> lock(mutex_);
-        wake_.wait(lock, [&] { return generation_ != seen; });
-        seen = generation_;
-        if (index >= helpers_wanted_) continue;
+        wake_.wait(lock, new_job);
       }
+      seen = generation_.load(std::memory_order_acquire);
+      if (index >= helpers_wanted_) continue;
       work();
-      std::lock_guard<std::mutex> lock(mutex_);
-      if (--helpers_running_ == 0) done_.notify_one();
+      if (helpers_running_.fetch_sub(1, std::memory_order_acq_rel) == 1) {
+        std::lock_guard<std::mutex> lock(mutex_);
+        done_.notify_one();
+      }
     }
   }
 
@@ -117,13 +141,15 @@ class Pool {
   std::mutex mutex_;
   std::condition_variable wake_, done_;
   std::vector<std::thread> workers_;
+  // Written by the caller before generation_ is bumped (release); read by
+  // workers after they see the new generation (acquire).
   const std::function<void(int64_t)>* fn_ = nullptr;
   int64_t n_tasks_ = 0;
-  std::atomic<int64_t> next_{0};
   int helpers_wanted_ = 0;
-  int helpers_running_ = 0;
-  uint64_t generation_ = 0;
   std::exception_ptr error_;
+  std::atomic<int64_t> next_{0};
+  std::atomic<int> helpers_running_{0};
+  std::atomic<uint64_t> generation_{0};
 };
 
 }  // namespace
