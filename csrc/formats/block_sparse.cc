@@ -24,7 +24,8 @@ size_t BlockSparseMatrix::packed_bytes() const {
 
 BlockSparseMatrix pack_block_sparse(const float* w, int64_t n, int64_t k, int64_t ld, BlockShape block,
                                     bool keep_all) {
-  if (!valid_block_side(block.rows) || !valid_block_side(block.cols))
+  const bool dense_rows = keep_all && block.rows == 32;  // the dense kernels' block row
+  if (!(valid_block_side(block.rows) || dense_rows) || !valid_block_side(block.cols))
     throw std::invalid_argument("block shape " + std::to_string(block.rows) + "x" + std::to_string(block.cols) +
                                 ": each side must be 1, 2, 4, 8 or 16");
   if (n < 0 || k < 0 || ld < k) throw std::invalid_argument("pack_block_sparse: bad matrix dimensions");

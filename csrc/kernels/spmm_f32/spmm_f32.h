@@ -39,7 +39,7 @@ using SpmmF32Fn = void (*)(const SpmmF32Problem&);
 struct SpmmF32Kernel {
   const char* name;
   Isa isa;
-  bool dense;         // runs matrices packed with every block kept (16x1)
+  bool dense;         // runs matrices packed with every block kept (kDenseBlock)
   int block_rows[5];  // supported R values (0 = unused slot); empty for dense kernels
   SpmmF32Fn run;
 
@@ -52,8 +52,9 @@ const SpmmF32Kernel& select_spmm_f32_kernel(const BlockSparseMatrix& w);
 // Throws std::invalid_argument if unknown, or if the CPU or cap forbids it.
 const SpmmF32Kernel& spmm_f32_kernel_by_name(const std::string& name);
 
-// Block shape a dense layer is packed with (all blocks kept).
-constexpr BlockShape kDenseBlock{16, 1};
+// Block shape a dense layer is packed with (all blocks kept): 32 channels
+// give the dense kernels two weight vectors per input column.
+constexpr BlockShape kDenseBlock{32, 1};
 
 // Kernel entry points, one set per ISA file.
 void spmm_f32_ref(const SpmmF32Problem& p);

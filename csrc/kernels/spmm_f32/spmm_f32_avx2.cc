@@ -73,11 +73,12 @@ struct Avx2F32 {
 
 }  // namespace
 
-void spmm_f32_bsr_r16_avx2(const SpmmF32Problem& p) { run_channel_tiles<Avx2F32, 2, 4, false>(p); }
+// Register budget (16 ymm): WV * T accumulators + WV weights + 1 broadcast.
+void spmm_f32_bsr_r16_avx2(const SpmmF32Problem& p) { run_channel_tiles<Avx2F32, 2, 6, false>(p); }
 
-void spmm_f32_bsr_r8_avx2(const SpmmF32Problem& p) { run_channel_tiles<Avx2F32, 1, 8, false>(p); }
+void spmm_f32_bsr_r8_avx2(const SpmmF32Problem& p) { run_channel_tiles<Avx2F32, 1, 12, false>(p); }
 
-void spmm_f32_dense_avx2(const SpmmF32Problem& p) { run_channel_tiles<Avx2F32, 2, 4, true>(p); }
+void spmm_f32_dense_avx2(const SpmmF32Problem& p) { run_channel_tiles<Avx2F32, 2, 6, true>(p); }
 
 void spmm_f32_bsr_r1to4_avx2(const SpmmF32Problem& p) {
   switch (p.w->block.rows) {

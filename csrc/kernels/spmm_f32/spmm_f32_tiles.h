@@ -116,7 +116,7 @@ inline uint64_t next_call_id() {
 }
 
 // Runs tile_fn(panels, tile, block_row) over all token tiles and block rows.
-// Token tiles are grouped so a group's panels stay in L2 and, when there are
+// Token tiles are grouped so a group's panels stay in L2 (1 MiB) and, when there are
 // enough tokens, every thread has its own groups (packing is then never
 // repeated); block rows are split in chunks only to give idle threads work.
 // Tasks are chunk-major, so a thread tends to keep its group.
@@ -137,6 +137,10 @@ void for_each_tile(const SpmmF32Problem& p, int64_t tokens_per_tile, const TileF
   const int64_t wanted_tasks = threads > 1 ? 2 * threads : 1;
   const int64_t chunks = std::clamp<int64_t>((wanted_tasks + groups - 1) / groups, 1, block_rows);
   const int64_t rows_per_chunk = (block_rows + chunks - 1) / chunks;
+  constexpr int64_t kWeightBudgetBytes = 512 << 10;
+  const int64_t weight_bytes_per_row =
+      std::max<int64_t>(1, static_cast<int64_t>(p.w->values.size() * sizeof(float)) / block_rows);
+  const int64_t rows_per_slice = std::max<int64_t>(1, kWeightBudgetBytes / weight_bytes_per_row);
   const uint64_t call_id = next_call_id();
   parallel_for(groups * chunks, threads, [&](int64_t task) {
     const int64_t group = task % groups, chunk = task / groups;
@@ -148,21 +152,31 @@ void for_each_tile(const SpmmF32Problem& p, int64_t tokens_per_tile, const TileF
     const int64_t last_token = std::min(p.m, tile_end * tokens_per_tile) - 1;
     const PanelRange panels =
         pack_panels<S>(p, call_id, group, first_panel, last_token / kPanelTokens + 1 - first_panel, k_pad);
-    for (int64_t tile = tile_begin; tile < tile_end; ++tile)
-      for (int64_t br = chunk * rows_per_chunk; br < row_end; ++br) tile_fn(panels, tile, br);
+    // Within the task, block rows go in slices whose weights stay in L2
+    // while every tile of the group passes over them.
+    for (int64_t slice = chunk * rows_per_chunk; slice < row_end; slice += rows_per_slice) {
+      const int64_t slice_end = std::min(row_end, slice + rows_per_slice);
+      for (int64_t tile = tile_begin; tile < tile_end; ++tile)
+        for (int64_t br = slice; br < slice_end; ++br) tile_fn(panels, tile, br);
+    }
   });
 }
 
-// ---- channel tiles: R = WV * S::L output channels x T tokens -------------
+// ---- channel tiles: WV vectors of output channels x T tokens --------------
+//
+// A block row holds R = w.block.rows channels; one pass covers WV * S::L of
+// them starting at channel_offset (a 32-row dense block row takes two passes
+// of 16 on AVX2, one pass of 2 x 16 on AVX-512).
 
 template <class S, int WV, int T, bool Dense>
-void channel_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token0, int tokens, int64_t br) {
+void channel_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token0, int tokens, int64_t br,
+                  int channel_offset) {
   using V = typename S::V;
-  constexpr int L = S::L, R = WV * L;
+  constexpr int L = S::L;
   const BlockSparseMatrix& w = *p.w;
-  const int C = w.block.cols;
+  const int R = w.block.rows, C = w.block.cols;
   const int64_t b0 = w.row_ptr[br], nb = w.row_ptr[br + 1] - b0;
-  const float* wp = w.values.data() + b0 * R * C;
+  const float* wp = w.values.data() + b0 * R * C + channel_offset;
   const int32_t* cols = Dense ? nullptr : w.col_start.data() + b0;
   const float* xp0 = panels.at_token(token0);
 
@@ -182,28 +196,55 @@ void channel_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t tok
     }
   }
 
+  // The accumulators leave registers through one fully unrolled store; the
+  // epilogue then reads memory. Indexing acc from the (larger, not unrolled)
+  // epilogue would make the compiler mirror every accumulator to the stack
+  // inside the hot loop above.
+  alignas(64) float sums[WV][T][L];
+#pragma GCC unroll 64
+  for (int v = 0; v < WV; ++v)
+#pragma GCC unroll 64
+    for (int t = 0; t < T; ++t) S::store(sums[v][t], acc[v][t]);
+
   const Epilogue& e = p.epilogue;
-  const int64_t n0 = br * R;
+  const int64_t n0 = br * R + channel_offset;
   for (int v = 0; v < WV; ++v) {
     const int64_t c0 = n0 + v * L;
     const int lanes = static_cast<int>(std::clamp<int64_t>(w.n - c0, 0, L));
     if (lanes == 0) break;
     const V bias = e.bias ? S::load_partial(e.bias + c0, lanes) : S::zero();
-    for (int t = 0; t < T && t < tokens; ++t) {
-      V out = activate<S>(S::add(acc[v][t], bias), e.activation);
+    for (int t = 0; t < tokens; ++t) {
+      V out = activate<S>(S::add(S::load(sums[v][t]), bias), e.activation);
       if (e.residual) out = S::add(out, S::load_partial(e.residual + (token0 + t) * e.ld_residual + c0, lanes));
       S::store_partial(p.y + (token0 + t) * p.ldy + c0, out, lanes);
     }
   }
 }
 
+// One panel of 16 tokens: tiles of T tokens, then one of 16 % T.
 template <class S, int WV, int T, bool Dense>
 void run_channel_tiles(const SpmmF32Problem& p) {
-  static_assert(kPanelTokens % T == 0, "a channel tile must not straddle panels");
+  constexpr int kTail = kPanelTokens % T;
+  constexpr int kPass = WV * S::L;
   if (p.w->n == 0) return;
-  for_each_tile<S>(p, T, [&](const PanelRange& panels, int64_t tile, int64_t br) {
-    const int64_t token0 = tile * T;
-    channel_tile<S, WV, T, Dense>(p, panels, token0, static_cast<int>(std::min<int64_t>(T, p.m - token0)), br);
+  const int R = p.w->block.rows;
+  for_each_tile<S>(p, kPanelTokens, [&](const PanelRange& panels, int64_t panel, int64_t br) {
+    const int64_t panel_end = std::min<int64_t>(p.m, (panel + 1) * kPanelTokens);
+    for (int offset = 0; offset < R && br * R + offset < p.w->n; offset += kPass) {
+      int64_t token0 = panel * kPanelTokens;
+      for (; token0 + T <= panel_end; token0 += T)
+        channel_tile<S, WV, T, Dense>(p, panels, token0, T, br, offset);
+      if (token0 < panel_end) {
+        const int tokens = static_cast<int>(panel_end - token0);
+        if constexpr (kTail > 0) {
+          if (tokens <= kTail) {
+            channel_tile<S, WV, (kTail > 0 ? kTail : 1), Dense>(p, panels, token0, tokens, br, offset);
+            continue;
+          }
+        }
+        channel_tile<S, WV, T, Dense>(p, panels, token0, tokens, br, offset);
+      }
+    }
   });
 }
 
@@ -239,10 +280,15 @@ void token_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token
   const Epilogue& e = p.epilogue;
   const int64_t n0 = br * R;
   const int rows = static_cast<int>(std::min<int64_t>(R, w.n - n0));
-  alignas(64) float out[R][V * L];
+  alignas(64) float out[R][V * L];  // see channel_tile: one unrolled store, then the epilogue
+#pragma GCC unroll 64
+  for (int r = 0; r < R; ++r)
+#pragma GCC unroll 64
+    for (int v = 0; v < V; ++v) S::store(out[r] + v * L, acc[r][v]);
   for (int r = 0; r < rows; ++r) {
     const Vec bias = S::set1(e.bias ? e.bias[n0 + r] : 0.0f);
-    for (int v = 0; v < V; ++v) S::store(out[r] + v * L, activate<S>(S::add(acc[r][v], bias), e.activation));
+    for (int v = 0; v < V; ++v)
+      S::store(out[r] + v * L, activate<S>(S::add(S::load(out[r] + v * L), bias), e.activation));
   }
   for (int t = 0; t < tokens; ++t) {
     float* y = p.y + (token0 + t) * p.ldy + n0;
