@@ -131,3 +131,13 @@ def test_works_in_a_forked_child(weights, rng):
 def _forward_in_child(w, b, x):
     sc.set_num_threads(2)
     return sc.SparseLinear(w, b, pattern="4x1")(x)
+
+
+@pytest.mark.parametrize("shape", [(0, 5), (5, 0), (0, 0), (17, 0)])
+@pytest.mark.parametrize("pattern", ["16x1", "4x1", "dense"])
+def test_zero_sized_weights(shape, pattern):
+    bias = np.linspace(-1, 1, shape[0]).astype(np.float32)
+    lin = sc.SparseLinear(np.zeros(shape, np.float32), bias, pattern=pattern, activation="relu")
+    y = lin(np.ones((3, shape[1]), np.float32))
+    np.testing.assert_array_equal(y, np.broadcast_to(np.maximum(bias, 0), (3, shape[0])))
+    assert lin.density == 0.0

@@ -75,13 +75,14 @@ class SparseLinear:
         if arr.ndim == 0 or arr.shape[-1] != self.in_features:
             raise ValueError(f"input must have shape (..., {self.in_features}), got {arr.shape}")
         lead = arr.shape[:-1]
-        flat = np.ascontiguousarray(arr, dtype=np.float32).reshape(-1, self.in_features)
+        rows = int(np.prod(lead, dtype=np.int64))
+        flat = np.ascontiguousarray(arr, dtype=np.float32).reshape(rows, self.in_features)
         res = None
         if residual is not None:
             r = _float_array(residual, "residual")
             if r.shape != lead + (self.out_features,):
                 raise ValueError(f"residual must have shape {lead + (self.out_features,)}, got {r.shape}")
-            res = np.ascontiguousarray(r, dtype=np.float32).reshape(-1, self.out_features)
+            res = np.ascontiguousarray(r, dtype=np.float32).reshape(rows, self.out_features)
         y = self._impl.forward(flat, res, 0)
         return y.reshape(lead + (self.out_features,))
 

@@ -94,7 +94,7 @@ PanelRange pack_panels(const SpmmF32Problem& p, uint64_t call_id, int64_t group,
   };
   thread_local Cache cache;
   const int64_t panel_floats = k_pad * kPanelTokens;
-  if (cache.call_id != call_id || cache.group != group) {
+  if (panel_floats > 0 && (cache.call_id != call_id || cache.group != group)) {
     cache.panels.reserve_discarding(static_cast<size_t>(count * panel_floats));
     const int64_t k = p.w->k;
     for (int64_t i = 0; i < count; ++i) {
