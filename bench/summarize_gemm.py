@@ -14,6 +14,8 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.strip().splitlines()[0])
     parser.add_argument("result")
     parser.add_argument("--shapes", nargs="+", help="keep only these shapes (presets or M,N,K)")
+    parser.add_argument("--markdown", type=int, metavar="THREADS",
+                        help="also print a per-shape Markdown table for this thread count")
     args = parser.parse_args()
     with open(args.result) as f:
         data = json.load(f)
@@ -24,6 +26,24 @@ def main():
     print(f"{args.result}: {data['command']}")
     print(gemm.format_machine(data["machine"]))
     print(gemm.format_summary(rows))
+    if args.markdown:
+        print()
+        print(markdown_table([r for r in rows if r.threads == args.markdown]))
+
+
+def markdown_table(rows):
+    """One line per shape: numpy and our dense GFLOP/s, then each sparse variant's
+    dense-equivalent GFLOP/s and speedup over numpy."""
+    variants = [v for v in dict.fromkeys(r.variant for r in rows) if v not in ("numpy dense", "sparsecpu dense")]
+    head = ["M,N,K", "numpy dense GFLOP/s", "our dense GFLOP/s"] + [f"{v}: eq GFLOP/s (vs numpy)" for v in variants]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for shape in dict.fromkeys((r.m, r.n, r.k) for r in rows):
+        by = {r.variant: r for r in rows if (r.m, r.n, r.k) == shape}
+        cells = [",".join(map(str, shape)), f"{by['numpy dense'].gflops_dense_equivalent:.0f}",
+                 f"{by['sparsecpu dense'].gflops_dense_equivalent:.0f}"]
+        cells += [f"{by[v].gflops_dense_equivalent:.0f} ({by[v].speedup_vs_numpy:.2f}x)" for v in variants]
+        lines.append("| " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 if __name__ == "__main__":
