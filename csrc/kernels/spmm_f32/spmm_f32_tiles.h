@@ -19,13 +19,13 @@
 
 #include <algorithm>
 #include <array>
-#include <atomic>
 #include <cstdint>
 #include <cstring>
 #include <utility>
 
 #include "cpu/thread_pool.h"
 #include "formats/aligned_buffer.h"
+#include "kernels/tile_schedule.h"
 #include "kernels/spmm_f32/spmm_f32.h"
 
 namespace sparsecpu {
@@ -87,79 +87,38 @@ struct PanelRange {
 template <class S>
 PanelRange pack_panels(const SpmmF32Problem& p, uint64_t call_id, int64_t group, int64_t first, int64_t count,
                        int64_t k_pad) {
-  struct Cache {
-    uint64_t call_id = 0;
-    int64_t group = -1;
-    AlignedBuffer<float> panels;
-  };
-  thread_local Cache cache;
+  thread_local PanelCache<float> cache;
   const int64_t panel_floats = k_pad * kPanelTokens;
-  if (panel_floats > 0 && (cache.call_id != call_id || cache.group != group)) {
-    cache.panels.reserve_discarding(static_cast<size_t>(count * panel_floats));
+  if (panel_floats > 0 && cache.claim(call_id, group, static_cast<size_t>(count * panel_floats))) {
     const int64_t k = p.w->k;
     for (int64_t i = 0; i < count; ++i) {
-      float* dst = cache.panels.data() + i * panel_floats;
+      float* dst = cache.data.data() + i * panel_floats;
       const int64_t m0 = (first + i) * kPanelTokens;
       const int rows = static_cast<int>(std::min<int64_t>(kPanelTokens, p.m - m0));
       S::transpose_to_panel(p.x + m0 * p.ldx, p.ldx, rows, k, dst);
       std::memset(dst + k * kPanelTokens, 0, sizeof(float) * (k_pad - k) * kPanelTokens);
     }
-    cache.call_id = call_id;
-    cache.group = group;
   }
-  return PanelRange{cache.panels.data(), first, panel_floats};
+  return PanelRange{cache.data.data(), first, panel_floats};
 }
 
-inline uint64_t next_call_id() {
-  static std::atomic<uint64_t> calls{0};
-  return ++calls;
-}
-
-// Runs tile_fn(panels, tile, block_row) over all token tiles and block rows.
-// Token tiles are grouped so a group's panels stay in L2 (1 MiB) and, when there are
-// enough tokens, every thread has its own groups (packing is then never
-// repeated); block rows are split in chunks only to give idle threads work.
-// Tasks are chunk-major, so a thread tends to keep its group.
 template <class S, class TileFn>
 void for_each_tile(const SpmmF32Problem& p, int64_t tokens_per_tile, const TileFn& tile_fn) {
-  const int64_t block_rows = p.w->block_rows;
-  if (p.m == 0 || block_rows == 0) return;
   const int64_t k_pad = padded_k(*p.w);
-  const int64_t token_tiles = (p.m + tokens_per_tile - 1) / tokens_per_tile;
-  const int threads = p.threads > 0 ? p.threads : default_num_threads();
-  constexpr int64_t kPanelBudgetBytes = 1 << 20;
-  const int64_t tile_bytes = tokens_per_tile * k_pad * static_cast<int64_t>(sizeof(float));
-  const int64_t max_tiles_per_group = std::clamp<int64_t>(kPanelBudgetBytes / std::max<int64_t>(tile_bytes, 1), 1,
-                                                          token_tiles);
-  const int64_t groups = std::max((token_tiles + max_tiles_per_group - 1) / max_tiles_per_group,
-                                  std::min<int64_t>(threads, token_tiles));
-  const int64_t tiles_per_group = (token_tiles + groups - 1) / groups;
-  const int64_t wanted_tasks = threads > 1 ? 2 * threads : 1;
-  const int64_t chunks = std::clamp<int64_t>((wanted_tasks + groups - 1) / groups, 1, block_rows);
-  const int64_t rows_per_chunk = (block_rows + chunks - 1) / chunks;
-  constexpr int64_t kWeightBudgetBytes = 512 << 10;
-  const int64_t weight_bytes_per_row =
-      std::max<int64_t>(1, static_cast<int64_t>(p.w->values.size() * sizeof(float)) / block_rows);
-  const int64_t rows_per_slice = std::max<int64_t>(1, kWeightBudgetBytes / weight_bytes_per_row);
-  const uint64_t call_id = next_call_id();
-  parallel_for(groups * chunks, threads, [&](int64_t task) {
-    const int64_t group = task % groups, chunk = task / groups;
-    const int64_t tile_begin = group * tiles_per_group;
-    const int64_t tile_end = std::min(token_tiles, tile_begin + tiles_per_group);
-    const int64_t row_end = std::min(block_rows, (chunk + 1) * rows_per_chunk);
-    if (tile_begin >= tile_end) return;
-    const int64_t first_panel = tile_begin * tokens_per_tile / kPanelTokens;
-    const int64_t last_token = std::min(p.m, tile_end * tokens_per_tile) - 1;
-    const PanelRange panels =
-        pack_panels<S>(p, call_id, group, first_panel, last_token / kPanelTokens + 1 - first_panel, k_pad);
-    // Within the task, block rows go in slices whose weights stay in L2
-    // while every tile of the group passes over them.
-    for (int64_t slice = chunk * rows_per_chunk; slice < row_end; slice += rows_per_slice) {
-      const int64_t slice_end = std::min(row_end, slice + rows_per_slice);
-      for (int64_t tile = tile_begin; tile < tile_end; ++tile)
-        for (int64_t br = slice; br < slice_end; ++br) tile_fn(panels, tile, br);
-    }
-  });
+  TileSchedule s;
+  s.tokens = p.m;
+  s.tokens_per_tile = tokens_per_tile;
+  s.tokens_per_panel = kPanelTokens;
+  s.panel_bytes = k_pad * kPanelTokens * static_cast<int64_t>(sizeof(float));
+  s.block_rows = p.w->block_rows;
+  s.weight_bytes = static_cast<int64_t>(p.w->values.size() * sizeof(float));
+  s.threads = p.threads > 0 ? p.threads : default_num_threads();
+  for_each_tile(
+      s,
+      [&](uint64_t call_id, int64_t group, int64_t first, int64_t count) {
+        return pack_panels<S>(p, call_id, group, first, count, k_pad);
+      },
+      tile_fn);
 }
 
 // ---- channel tiles: WV vectors of output channels x T tokens --------------

@@ -1,0 +1,92 @@
+// How every token-panel kernel splits one call into tasks. Included by the
+// per-ISA kernel files; everything has internal linkage, so no instantiation
+// can be shared between files built with different instruction sets.
+#pragma once
+
+#include <algorithm>
+#include <atomic>
+#include <cstdint>
+
+#include "cpu/thread_pool.h"
+#include "formats/aligned_buffer.h"
+
+namespace sparsecpu {
+namespace {
+
+struct TileSchedule {
+  int64_t tokens = 0;            // M
+  int64_t tokens_per_tile = 1;   // what one tile_fn call covers
+  int64_t tokens_per_panel = 1;  // the unit activations are packed in
+  int64_t panel_bytes = 0;       // one packed panel
+  int64_t block_rows = 0;
+  int64_t weight_bytes = 0;      // all packed weights
+  int threads = 1;               // resolved, >= 1
+};
+
+inline uint64_t next_call_id() {
+  static std::atomic<uint64_t> calls{0};
+  return ++calls;
+}
+
+// A thread's packed panels, tagged with the call and token group they hold,
+// so a thread that runs several tasks of one group in a call packs it once.
+template <class T>
+struct PanelCache {
+  uint64_t call_id = 0;
+  int64_t group = -1;
+  AlignedBuffer<T> data;
+
+  // True when the caller must (re)pack into data, now sized for `count` elements.
+  bool claim(uint64_t call, int64_t token_group, size_t count) {
+    if (call == call_id && token_group == group) return false;
+    data.reserve_discarding(count);
+    call_id = call;
+    group = token_group;
+    return true;
+  }
+};
+
+// Runs tile_fn(panels, tile, block_row) over all token tiles and block rows,
+// where panels = pack(call_id, group, first_panel, panel_count).
+// Token tiles are grouped so a group's panels stay in L2 (1 MiB) and, when
+// there are enough tokens, every thread has its own groups (packing is then
+// never repeated); block rows are split in chunks only to give idle threads
+// work. Tasks are chunk-major, so a thread tends to keep its group. Within a
+// task, block rows go in slices whose weights stay in L2 (512 KiB) while every
+// tile of the group passes over them.
+template <class PackFn, class TileFn>
+void for_each_tile(const TileSchedule& s, const PackFn& pack, const TileFn& tile_fn) {
+  if (s.tokens == 0 || s.block_rows == 0) return;
+  const int64_t token_tiles = (s.tokens + s.tokens_per_tile - 1) / s.tokens_per_tile;
+  constexpr int64_t kPanelBudgetBytes = 1 << 20;
+  const int64_t tile_bytes = std::max<int64_t>(1, s.panel_bytes * s.tokens_per_tile / s.tokens_per_panel);
+  const int64_t max_tiles_per_group = std::clamp<int64_t>(kPanelBudgetBytes / tile_bytes, 1, token_tiles);
+  const int64_t groups = std::max((token_tiles + max_tiles_per_group - 1) / max_tiles_per_group,
+                                  std::min<int64_t>(s.threads, token_tiles));
+  const int64_t tiles_per_group = (token_tiles + groups - 1) / groups;
+  const int64_t wanted_tasks = s.threads > 1 ? 2 * s.threads : 1;
+  const int64_t chunks = std::clamp<int64_t>((wanted_tasks + groups - 1) / groups, 1, s.block_rows);
+  const int64_t rows_per_chunk = (s.block_rows + chunks - 1) / chunks;
+  constexpr int64_t kWeightBudgetBytes = 512 << 10;
+  const int64_t weight_bytes_per_row = std::max<int64_t>(1, s.weight_bytes / s.block_rows);
+  const int64_t rows_per_slice = std::max<int64_t>(1, kWeightBudgetBytes / weight_bytes_per_row);
+  const uint64_t call_id = next_call_id();
+  parallel_for(groups * chunks, s.threads, [&](int64_t task) {
+    const int64_t group = task % groups, chunk = task / groups;
+    const int64_t tile_begin = group * tiles_per_group;
+    const int64_t tile_end = std::min(token_tiles, tile_begin + tiles_per_group);
+    const int64_t row_end = std::min(s.block_rows, (chunk + 1) * rows_per_chunk);
+    if (tile_begin >= tile_end) return;
+    const int64_t first_panel = tile_begin * s.tokens_per_tile / s.tokens_per_panel;
+    const int64_t last_token = std::min(s.tokens, tile_end * s.tokens_per_tile) - 1;
+    const auto panels = pack(call_id, group, first_panel, last_token / s.tokens_per_panel + 1 - first_panel);
+    for (int64_t slice = chunk * rows_per_chunk; slice < row_end; slice += rows_per_slice) {
+      const int64_t slice_end = std::min(row_end, slice + rows_per_slice);
+      for (int64_t tile = tile_begin; tile < tile_end; ++tile)
+        for (int64_t br = slice; br < slice_end; ++br) tile_fn(panels, tile, br);
+    }
+  });
+}
+
+}  // namespace
+}  // namespace sparsecpu
