@@ -1,0 +1,82 @@
+// fp32 SIMD traits for AVX2: only for files built with -mavx2 -mfma.
+// Internal linkage, so builds of this header for different instruction sets
+// never meet in the linker.
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace sparsecpu {
+namespace {
+
+// Tokens per fp32 activation panel (one 64-byte line per input column).
+constexpr int kPanelTokens = 16;
+
+struct Avx2F32 {
+  using V = __m256;
+  static constexpr int L = 8;
+  static V zero() { return _mm256_setzero_ps(); }
+  static V set1(float v) { return _mm256_set1_ps(v); }
+  static V load(const float* p) { return _mm256_loadu_ps(p); }
+  static void store(float* p, V v) { _mm256_storeu_ps(p, v); }
+  static __m256i mask(int lanes) {
+    alignas(32) static const int32_t kTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
+    return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kTable + 8 - lanes));
+  }
+  static V load_partial(const float* p, int lanes) { return _mm256_maskload_ps(p, mask(lanes)); }
+  static void store_partial(float* p, V v, int lanes) { _mm256_maskstore_ps(p, mask(lanes), v); }
+  static V bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm256_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm256_sub_ps(a, b); }
+  static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
+  static V div(V a, V b) { return _mm256_div_ps(a, b); }
+  static V max(V a, V b) { return _mm256_max_ps(a, b); }
+  static V abs(V a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+  static V copysign(V magnitude, V sign) {
+    const V sign_bit = _mm256_set1_ps(-0.0f);
+    return _mm256_or_ps(_mm256_andnot_ps(sign_bit, magnitude), _mm256_and_ps(sign_bit, sign));
+  }
+
+  // dst[kk*16 + j] = src[j*ld + kk] for kk < k; lanes j >= rows are zero.
+  // Tokens 0-7 and 8-15 are transposed as two 8x8 blocks.
+  static void transpose_to_panel(const float* src, int64_t ld, int rows, int64_t k, float* dst) {
+    for (int64_t kk = 0; kk < k; kk += 8) {
+      const int cols = static_cast<int>(std::min<int64_t>(8, k - kk));
+      const __m256i col_mask = mask(cols);
+      for (int half = 0; half < 2; ++half) {
+        __m256 r[8];
+        for (int j = 0; j < 8; ++j) {
+          const int row = half * 8 + j;
+          r[j] = row < rows ? _mm256_maskload_ps(src + row * ld + kk, col_mask) : _mm256_setzero_ps();
+        }
+        transpose8x8(r);
+        for (int c = 0; c < cols; ++c) _mm256_storeu_ps(dst + (kk + c) * kPanelTokens + half * 8, r[c]);
+      }
+    }
+  }
+
+  // In-register transpose: r[c] becomes column c of the 8x8 input.
+  static void transpose8x8(__m256 r[8]) {
+    __m256 t[8], s[8];
+    for (int i = 0; i < 4; ++i) {
+      t[2 * i] = _mm256_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm256_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    for (int g = 0; g < 2; ++g) {  // s[4g + j]: rows 4g..4g+3 of columns j and j+4
+      s[4 * g + 0] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0x44);
+      s[4 * g + 1] = _mm256_shuffle_ps(t[4 * g], t[4 * g + 2], 0xEE);
+      s[4 * g + 2] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0x44);
+      s[4 * g + 3] = _mm256_shuffle_ps(t[4 * g + 1], t[4 * g + 3], 0xEE);
+    }
+    for (int j = 0; j < 4; ++j) {
+      r[j] = _mm256_permute2f128_ps(s[j], s[4 + j], 0x20);
+      r[j + 4] = _mm256_permute2f128_ps(s[j], s[4 + j], 0x31);
+    }
+  }
+};
+
+}  // namespace
+}  // namespace sparsecpu

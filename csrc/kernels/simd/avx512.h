@@ -1,0 +1,83 @@
+// fp32 SIMD traits for AVX512: only for files built with -mavx512f -mavx512bw -mavx512dq -mavx512vl.
+// Internal linkage, so builds of this header for different instruction sets
+// never meet in the linker.
+#pragma once
+
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cstdint>
+
+namespace sparsecpu {
+namespace {
+
+// Tokens per fp32 activation panel (one 64-byte line per input column).
+constexpr int kPanelTokens = 16;
+
+struct Avx512F32 {
+  using V = __m512;
+  static constexpr int L = 16;
+  static V zero() { return _mm512_setzero_ps(); }
+  static V set1(float v) { return _mm512_set1_ps(v); }
+  static V load(const float* p) { return _mm512_loadu_ps(p); }
+  static void store(float* p, V v) { _mm512_storeu_ps(p, v); }
+  static __mmask16 mask(int lanes) { return static_cast<__mmask16>((1u << lanes) - 1u); }
+  static V load_partial(const float* p, int lanes) { return _mm512_maskz_loadu_ps(mask(lanes), p); }
+  static void store_partial(float* p, V v, int lanes) { _mm512_mask_storeu_ps(p, mask(lanes), v); }
+  static V bcast(const float* p) { return _mm512_set1_ps(*p); }
+  static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
+  static V add(V a, V b) { return _mm512_add_ps(a, b); }
+  static V sub(V a, V b) { return _mm512_sub_ps(a, b); }
+  static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
+  static V div(V a, V b) { return _mm512_div_ps(a, b); }
+  static V max(V a, V b) { return _mm512_max_ps(a, b); }
+  static V abs(V a) { return _mm512_abs_ps(a); }
+  static V copysign(V magnitude, V sign) {
+    const V sign_bit = _mm512_set1_ps(-0.0f);
+    return _mm512_or_ps(_mm512_andnot_ps(sign_bit, magnitude), _mm512_and_ps(sign_bit, sign));
+  }
+
+  // dst[kk*16 + j] = src[j*ld + kk] for kk < k; lanes j >= rows are zero.
+  static void transpose_to_panel(const float* src, int64_t ld, int rows, int64_t k, float* dst) {
+    for (int64_t kk = 0; kk < k; kk += 16) {
+      const int cols = static_cast<int>(std::min<int64_t>(16, k - kk));
+      const __mmask16 col_mask = mask(cols);
+      __m512 r[16];
+      for (int j = 0; j < 16; ++j)
+        r[j] = j < rows ? _mm512_maskz_loadu_ps(col_mask, src + j * ld + kk) : _mm512_setzero_ps();
+      transpose16x16(r);
+      for (int c = 0; c < cols; ++c) _mm512_storeu_ps(dst + (kk + c) * kPanelTokens, r[c]);
+    }
+  }
+
+  // In-register transpose: r[c] becomes column c of the 16x16 input.
+  static void transpose16x16(__m512 r[16]) {
+    __m512 t[16], u[16];
+    for (int i = 0; i < 8; ++i) {
+      t[2 * i] = _mm512_unpacklo_ps(r[2 * i], r[2 * i + 1]);
+      t[2 * i + 1] = _mm512_unpackhi_ps(r[2 * i], r[2 * i + 1]);
+    }
+    // u[4g + j]: rows 4g..4g+3 of columns j, j+4, j+8, j+12 (one per 128-bit lane).
+    for (int g = 0; g < 4; ++g) {
+      const __m512d lo0 = _mm512_castps_pd(t[4 * g]), hi0 = _mm512_castps_pd(t[4 * g + 1]);
+      const __m512d lo1 = _mm512_castps_pd(t[4 * g + 2]), hi1 = _mm512_castps_pd(t[4 * g + 3]);
+      u[4 * g + 0] = _mm512_castpd_ps(_mm512_unpacklo_pd(lo0, lo1));
+      u[4 * g + 1] = _mm512_castpd_ps(_mm512_unpackhi_pd(lo0, lo1));
+      u[4 * g + 2] = _mm512_castpd_ps(_mm512_unpacklo_pd(hi0, hi1));
+      u[4 * g + 3] = _mm512_castpd_ps(_mm512_unpackhi_pd(hi0, hi1));
+    }
+    for (int j = 0; j < 4; ++j) {
+      const __m512 even01 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0x88);
+      const __m512 odd01 = _mm512_shuffle_f32x4(u[j], u[4 + j], 0xDD);
+      const __m512 even23 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0x88);
+      const __m512 odd23 = _mm512_shuffle_f32x4(u[8 + j], u[12 + j], 0xDD);
+      r[j] = _mm512_shuffle_f32x4(even01, even23, 0x88);
+      r[j + 8] = _mm512_shuffle_f32x4(even01, even23, 0xDD);
+      r[j + 4] = _mm512_shuffle_f32x4(odd01, odd23, 0x88);
+      r[j + 12] = _mm512_shuffle_f32x4(odd01, odd23, 0xDD);
+    }
+  }
+};
+
+}  // namespace
+}  // namespace sparsecpu
