@@ -1,7 +1,7 @@
 // Activations over any fp32 SIMD traits type S (see avx2.h, avx512.h).
 #pragma once
 
-#include "kernels/spmm_f32/spmm_f32.h"
+#include "kernels/epilogue.h"
 
 namespace sparsecpu {
 namespace {

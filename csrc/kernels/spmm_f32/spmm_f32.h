@@ -11,17 +11,9 @@
 
 #include "cpu/cpu_features.h"
 #include "formats/block_sparse.h"
+#include "kernels/epilogue.h"
 
 namespace sparsecpu {
-
-enum class Activation : int { none = 0, gelu, relu };
-
-struct Epilogue {
-  const float* bias = nullptr;      // (n) or null
-  Activation activation = Activation::none;
-  const float* residual = nullptr;  // (m, n) with leading dimension ld_residual, or null
-  int64_t ld_residual = 0;
-};
 
 struct SpmmF32Problem {
   const float* x = nullptr;
@@ -65,8 +57,5 @@ void spmm_f32_dense_avx2(const SpmmF32Problem& p);
 void spmm_f32_bsr_r16_avx512(const SpmmF32Problem& p);
 void spmm_f32_bsr_r1to8_avx512(const SpmmF32Problem& p);
 void spmm_f32_dense_avx512(const SpmmF32Problem& p);
-
-// Scalar epilogue shared by the reference and tails.
-float apply_activation_ref(float v, Activation act);
 
 }  // namespace sparsecpu

@@ -1,21 +1,7 @@
 // Scalar reference: the definition every optimized kernel is tested against.
-#include <cmath>
-
 #include "kernels/spmm_f32/spmm_f32.h"
 
 namespace sparsecpu {
-
-float apply_activation_ref(float v, Activation act) {
-  switch (act) {
-    case Activation::gelu:
-      return 0.5f * v * (1.0f + std::erf(v * 0.70710678118654752f));
-    case Activation::relu:
-      return v > 0.0f ? v : (v == v ? 0.0f : v);  // NaN stays NaN
-    case Activation::none:
-      break;
-  }
-  return v;
-}
 
 void spmm_f32_ref(const SpmmF32Problem& p) {
   const BlockSparseMatrix& w = *p.w;
