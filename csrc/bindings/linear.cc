@@ -6,6 +6,7 @@
 #include <string>
 
 #include "kernels/spmm_f32/spmm_f32.h"
+#include "bindings/checks.h"
 #include "runtime/linear_f32.h"
 
 namespace py = pybind11;
@@ -14,16 +15,6 @@ namespace sparsecpu::bindings {
 namespace {
 
 using FloatArray = py::array_t<float, py::array::c_style>;
-
-std::string shape_text(const py::array& a) {
-  std::string s = "(";
-  for (py::ssize_t i = 0; i < a.ndim(); ++i) s += (i ? ", " : "") + std::to_string(a.shape(i));
-  return s + (a.ndim() == 1 ? ",)" : ")");
-}
-
-void require(bool ok, const std::string& message) {
-  if (!ok) throw py::value_error(message);
-}
 
 }  // namespace
 
@@ -64,15 +55,8 @@ void bind_linear(py::module_& m) {
            py::arg("activation"), py::arg("kernel") = "")
       .def("forward",
            [](const LinearF32& self, FloatArray x, std::optional<FloatArray> residual, int threads) {
-             require(x.ndim() == 2 && x.shape(1) == self.in_features(),
-                     "input must have shape (tokens, " + std::to_string(self.in_features()) + "), got " +
-                         shape_text(x));
+             check_input(x, self.in_features(), residual, self.out_features());
              const int64_t m = x.shape(0), n = self.out_features();
-             if (residual) {
-               require(residual->ndim() == 2 && residual->shape(0) == m && residual->shape(1) == n,
-                       "residual must have shape (" + std::to_string(m) + ", " + std::to_string(n) + "), got " +
-                           shape_text(*residual));
-             }
              require(threads >= 0, "threads must be >= 0");
              FloatArray y({m, n});
              const float* res = residual ? residual->data() : nullptr;

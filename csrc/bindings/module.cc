@@ -9,6 +9,7 @@ namespace py = pybind11;
 namespace sparsecpu::bindings {
 void bind_cpu(py::module_& m);
 void bind_linear(py::module_& m);
+void bind_linear_s8(py::module_& m);
 }  // namespace sparsecpu::bindings
 
 PYBIND11_MODULE(_core, m) {
@@ -19,4 +20,5 @@ PYBIND11_MODULE(_core, m) {
   sparsecpu::default_num_threads();
   sparsecpu::bindings::bind_cpu(m);
   sparsecpu::bindings::bind_linear(m);
+  sparsecpu::bindings::bind_linear_s8(m);
 }

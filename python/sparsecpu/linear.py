@@ -23,8 +23,11 @@ class SparseLinear:
 
     weight: (out_features, in_features) as in torch.nn.Linear.
     pattern: "RxC" block shape (every block holding a nonzero is kept, so any W
-    is exact) or "dense". dtype: "fp32". activation: None, "gelu" (erf form) or
-    "relu". ``kernel`` forces a registered kernel by name (tests, benchmarks).
+    is exact) or "dense". dtype: "fp32", or "int8": weights quantized
+    symmetrically per output channel, activations per token on the fly (u8
+    with a zero point), int32 accumulation, dequantized in the fused epilogue.
+    activation: None, "gelu" (erf form) or "relu". ``kernel`` forces a
+    registered kernel by name (tests, benchmarks).
     """
 
     def __init__(self, weight, bias=None, pattern="4x1", dtype="fp32", activation=None, *, kernel=None):
@@ -33,8 +36,8 @@ class SparseLinear:
             raise ValueError(f"weight must be 2-D (out_features, in_features), got shape {w.shape}")
         if dtype not in _DTYPES:
             raise ValueError(f"dtype '{dtype}': expected one of {_DTYPES}")
-        if dtype != "fp32":
-            raise ValueError(f"dtype '{dtype}' is not supported by this version of sparsecpu; use 'fp32'")
+        if dtype == "bf16":
+            raise ValueError("dtype 'bf16' is not supported by this version of sparsecpu; use 'fp32' or 'int8'")
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation {activation!r}: expected None, 'gelu' or 'relu'")
         p = parse_pattern(pattern)
@@ -46,9 +49,9 @@ class SparseLinear:
             b = np.ascontiguousarray(_float_array(bias, "bias"), dtype=np.float32)
             if b.shape != (w.shape[0],):
                 raise ValueError(f"bias must have shape ({w.shape[0]},), got {b.shape}")
-        self._impl = core.LinearF32(
-            np.ascontiguousarray(w, dtype=np.float32), b,
-            p.rows, p.cols, p.kind == "dense", activation or "none", kernel or "")
+        impl = core.LinearS8 if dtype == "int8" else core.LinearF32
+        self._impl = impl(np.ascontiguousarray(w, dtype=np.float32), b,
+                          p.rows, p.cols, p.kind == "dense", activation or "none", kernel or "")
         self.pattern = p.name
         self.dtype = dtype
         self.activation = activation
@@ -70,7 +73,9 @@ class SparseLinear:
     def packed_bytes(self) -> int:
         return int(self._impl.packed_bytes)
 
-    def __call__(self, x, residual=None) -> np.ndarray:
+    def __call__(self, x, residual=None, out_scale=None) -> np.ndarray:
+        """float32 (..., out_features); with dtype "int8" and ``out_scale``, the result
+        requantized to int8 as round(y / out_scale), saturated, for chaining int8 layers."""
         arr = _float_array(x, "input")
         if arr.ndim == 0 or arr.shape[-1] != self.in_features:
             raise ValueError(f"input must have shape (..., {self.in_features}), got {arr.shape}")
@@ -83,7 +88,12 @@ class SparseLinear:
             if r.shape != lead + (self.out_features,):
                 raise ValueError(f"residual must have shape {lead + (self.out_features,)}, got {r.shape}")
             res = np.ascontiguousarray(r, dtype=np.float32).reshape(rows, self.out_features)
-        y = self._impl.forward(flat, res, 0)
+        if out_scale is None:
+            y = self._impl.forward(flat, res, 0)
+        elif self.dtype != "int8":
+            raise ValueError(f"out_scale requantizes int8 layers; this layer's dtype is '{self.dtype}'")
+        else:
+            y = self._impl.forward_s8(flat, res, float(out_scale), 0)
         return y.reshape(lead + (self.out_features,))
 
     def __repr__(self) -> str:

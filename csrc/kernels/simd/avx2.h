@@ -25,6 +25,7 @@ struct Avx2F32 {
     alignas(32) static const int32_t kTable[16] = {-1, -1, -1, -1, -1, -1, -1, -1, 0, 0, 0, 0, 0, 0, 0, 0};
     return _mm256_loadu_si256(reinterpret_cast<const __m256i*>(kTable + 8 - lanes));
   }
+  static V mask_ps(int lanes) { return _mm256_castsi256_ps(mask(lanes)); }
   static V load_partial(const float* p, int lanes) { return _mm256_maskload_ps(p, mask(lanes)); }
   static void store_partial(float* p, V v, int lanes) { _mm256_maskstore_ps(p, mask(lanes), v); }
   static V bcast(const float* p) { return _mm256_broadcast_ss(p); }
@@ -34,6 +35,44 @@ struct Avx2F32 {
   static V mul(V a, V b) { return _mm256_mul_ps(a, b); }
   static V div(V a, V b) { return _mm256_div_ps(a, b); }
   static V max(V a, V b) { return _mm256_max_ps(a, b); }
+  static V min(V a, V b) { return _mm256_min_ps(a, b); }
+  static float reduce_min(V a) {
+    __m128 m = _mm_min_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    m = _mm_min_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_min_ss(m, _mm_movehdup_ps(m)));
+  }
+  static float reduce_max(V a) {
+    __m128 m = _mm_max_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_max_ss(m, _mm_movehdup_ps(m)));
+  }
+  static float reduce_add(V a) {
+    __m128 m = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    m = _mm_add_ps(m, _mm_movehl_ps(m, m));
+    return _mm_cvtss_f32(_mm_add_ss(m, _mm_movehdup_ps(m)));
+  }
+
+  // a, b, c, d hold channels 0..3; lane i of each is token
+  // first_token + 16 * (i / 4) + i % 4. Writes y[token][0..3] (+ residual).
+  static void store_4x4_transposed(const float* a, const float* b, const float* c, const float* d, float* y,
+                                   int64_t ldy, const float* residual, int64_t ldr, int64_t first_token) {
+    const V va = load(a), vb = load(b), vc = load(c), vd = load(d);
+    const V ab_lo = _mm256_unpacklo_ps(va, vb), ab_hi = _mm256_unpackhi_ps(va, vb);
+    const V cd_lo = _mm256_unpacklo_ps(vc, vd), cd_hi = _mm256_unpackhi_ps(vc, vd);
+    const V token[4] = {
+        _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(ab_lo), _mm256_castps_pd(cd_lo))),
+        _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(ab_lo), _mm256_castps_pd(cd_lo))),
+        _mm256_castpd_ps(_mm256_unpacklo_pd(_mm256_castps_pd(ab_hi), _mm256_castps_pd(cd_hi))),
+        _mm256_castpd_ps(_mm256_unpackhi_pd(_mm256_castps_pd(ab_hi), _mm256_castps_pd(cd_hi)))};
+    for (int i = 0; i < 4; ++i) {
+      store_half4(_mm256_castps256_ps128(token[i]), y, ldy, residual, ldr, first_token + i);
+      store_half4(_mm256_extractf128_ps(token[i], 1), y, ldy, residual, ldr, first_token + 16 + i);
+    }
+  }
+  static void store_half4(__m128 x, float* y, int64_t ldy, const float* residual, int64_t ldr, int64_t token) {
+    if (residual) x = _mm_add_ps(x, _mm_loadu_ps(residual + token * ldr));
+    _mm_storeu_ps(y + token * ldy, x);
+  }
   static V abs(V a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
   static V copysign(V magnitude, V sign) {
     const V sign_bit = _mm256_set1_ps(-0.0f);

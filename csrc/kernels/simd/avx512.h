@@ -31,6 +31,37 @@ struct Avx512F32 {
   static V mul(V a, V b) { return _mm512_mul_ps(a, b); }
   static V div(V a, V b) { return _mm512_div_ps(a, b); }
   static V max(V a, V b) { return _mm512_max_ps(a, b); }
+  static V min(V a, V b) { return _mm512_min_ps(a, b); }
+  static float reduce_min(V a) { return _mm512_reduce_min_ps(a); }
+  static float reduce_max(V a) { return _mm512_reduce_max_ps(a); }
+  static float reduce_add(V a) { return _mm512_reduce_add_ps(a); }
+
+  // a, b, c, d hold channels 0..3; lane i of each is token
+  // first_token + 16 * (i / 4) + i % 4. Writes y[token][0..3] (+ residual).
+  static void store_4x4_transposed(const float* a, const float* b, const float* c, const float* d, float* y,
+                                   int64_t ldy, const float* residual, int64_t ldr, int64_t first_token) {
+    const V va = load(a), vb = load(b), vc = load(c), vd = load(d);
+    const V ab_lo = _mm512_unpacklo_ps(va, vb), ab_hi = _mm512_unpackhi_ps(va, vb);
+    const V cd_lo = _mm512_unpacklo_ps(vc, vd), cd_hi = _mm512_unpackhi_ps(vc, vd);
+    // token_i[lane] = the 4 channels of token first_token + 16 * lane + i
+    const V token[4] = {
+        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(ab_lo), _mm512_castps_pd(cd_lo))),
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(ab_lo), _mm512_castps_pd(cd_lo))),
+        _mm512_castpd_ps(_mm512_unpacklo_pd(_mm512_castps_pd(ab_hi), _mm512_castps_pd(cd_hi))),
+        _mm512_castpd_ps(_mm512_unpackhi_pd(_mm512_castps_pd(ab_hi), _mm512_castps_pd(cd_hi)))};
+    for (int i = 0; i < 4; ++i) {
+      store_lane4<0>(token[i], y, ldy, residual, ldr, first_token + i);
+      store_lane4<1>(token[i], y, ldy, residual, ldr, first_token + 16 + i);
+      store_lane4<2>(token[i], y, ldy, residual, ldr, first_token + 32 + i);
+      store_lane4<3>(token[i], y, ldy, residual, ldr, first_token + 48 + i);
+    }
+  }
+  template <int Lane>
+  static void store_lane4(V v, float* y, int64_t ldy, const float* residual, int64_t ldr, int64_t token) {
+    __m128 x = _mm512_extractf32x4_ps(v, Lane);
+    if (residual) x = _mm_add_ps(x, _mm_loadu_ps(residual + token * ldr));
+    _mm_storeu_ps(y + token * ldy, x);
+  }
   static V abs(V a) { return _mm512_abs_ps(a); }
   static V copysign(V magnitude, V sign) {
     const V sign_bit = _mm512_set1_ps(-0.0f);

@@ -1,0 +1,34 @@
+// int8 kernels for AVX2 without VNNI. vpmaddubsw would saturate its 16-bit
+// pair sums (255 * -128 * 2 < -32768), so the dot product is done exactly:
+// even and odd bytes are widened to 16 bits and multiplied with vpmaddwd.
+// Built with -mavx2 -mfma; reached only through the registry.
+#include "kernels/simd/avx2.h"
+#include "kernels/spmm_s8/spmm_s8_avx2_common.h"
+
+namespace sparsecpu {
+namespace {
+
+struct Avx2S8 : Avx2S8Base {
+  struct A {  // u8 bytes 0, 2 and 1, 3 of each dword, zero-extended to 16 bits
+    __m256i even, odd;
+  };
+  struct B {  // s8 bytes 0, 2 and 1, 3 of each dword, sign-extended to 16 bits
+    __m256i even, odd;
+  };
+  static A prep_a(V v) {
+    return {_mm256_and_si256(v, _mm256_set1_epi16(0x00FF)), _mm256_srli_epi16(v, 8)};
+  }
+  static B prep_b(V v) { return {_mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8), _mm256_srai_epi16(v, 8)}; }
+  static V dot(V acc, const A& a, const B& b) {
+    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(a.even, b.even));
+    return _mm256_add_epi32(acc, _mm256_madd_epi16(a.odd, b.odd));
+  }
+};
+
+}  // namespace
+
+void spmm_s8_dense_avx2(const SpmmS8Problem& p) { run_dense<Avx2S8, 2, 4>(p); }
+
+void spmm_s8_quads_avx2(const SpmmS8Problem& p) { run_quads<Avx2S8, 1>(p); }
+
+}  // namespace sparsecpu

@@ -1,0 +1,23 @@
+// int8 kernels for AVX-VNNI (VEX vpdpbusd on 256-bit vectors). Built with
+// -mavx2 -mfma -mavxvnni; reached only through the registry.
+#include "kernels/simd/avx2.h"
+#include "kernels/spmm_s8/spmm_s8_avx2_common.h"
+
+namespace sparsecpu {
+namespace {
+
+struct Avx2VnniS8 : Avx2S8Base {
+  using A = __m256i;
+  using B = __m256i;
+  static A prep_a(V v) { return v; }
+  static B prep_b(V v) { return v; }
+  static V dot(V acc, A a, B b) { return _mm256_dpbusd_avx_epi32(acc, a, b); }
+};
+
+}  // namespace
+
+void spmm_s8_dense_avx2_vnni(const SpmmS8Problem& p) { run_dense<Avx2VnniS8, 2, 6>(p); }
+
+void spmm_s8_quads_avx2_vnni(const SpmmS8Problem& p) { run_quads<Avx2VnniS8, 2>(p); }
+
+}  // namespace sparsecpu

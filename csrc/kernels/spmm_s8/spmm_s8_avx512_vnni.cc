@@ -1,0 +1,70 @@
+// int8 kernels for AVX512-VNNI (vpdpbusd on 512-bit vectors). Built with
+// -mavx512* -mavx512vnni; reached only through the registry.
+#include "kernels/simd/avx512.h"
+#include "kernels/spmm_s8/spmm_s8_tiles.h"
+
+namespace sparsecpu {
+namespace {
+
+struct Avx512VnniS8 {
+  using F = Avx512F32;
+  using V = __m512i;
+  using A = __m512i;  // u8 operand, used as is
+  using B = __m512i;  // s8 operand, used as is
+  static constexpr int L = 16;
+
+  static V zero() { return _mm512_setzero_si512(); }
+  static V load(const void* p) { return _mm512_loadu_si512(p); }
+  static void store(void* p, V v) { _mm512_storeu_si512(p, v); }
+  static V load_partial32(const int32_t* p, int lanes) {
+    return _mm512_maskz_loadu_epi32(static_cast<__mmask16>((1u << lanes) - 1u), p);
+  }
+  static V bcast32(const void* p) {
+    int32_t v;
+    std::memcpy(&v, p, 4);
+    return _mm512_set1_epi32(v);
+  }
+  static V set1_32(int32_t v) { return _mm512_set1_epi32(v); }
+  static V sub32(V a, V b) { return _mm512_sub_epi32(a, b); }
+  static V mul32(V a, V b) { return _mm512_mullo_epi32(a, b); }
+  static F::V to_float(V v) { return _mm512_cvtepi32_ps(v); }
+  static V unpacklo8(V a, V b) { return _mm512_unpacklo_epi8(a, b); }
+  static V unpackhi8(V a, V b) { return _mm512_unpackhi_epi8(a, b); }
+  static V unpacklo16(V a, V b) { return _mm512_unpacklo_epi16(a, b); }
+  static V unpackhi16(V a, V b) { return _mm512_unpackhi_epi16(a, b); }
+  static A prep_a(V v) { return v; }
+  static B prep_b(V v) { return v; }
+  static V dot(V acc, A a, B b) { return _mm512_dpbusd_epi32(acc, a, b); }
+
+  // dst[j] = clamp(nearbyint(x[j] * inv) + zp, 0, 255), as quantize_value().
+  static __m128i quantize16(__m512 x, __m512 inv, __m512i zp) {
+    const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(x, inv)), zp);
+    const __m512i clamped = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_setzero_si512()), _mm512_set1_epi32(255));
+    return _mm512_cvtepi32_epi8(clamped);
+  }
+  static void quantize_row(const float* x, int64_t k, float inv, float zp, uint8_t* dst) {
+    const __m512 vinv = _mm512_set1_ps(inv);
+    const __m512i vzp = _mm512_set1_epi32(static_cast<int32_t>(zp));
+    int64_t j = 0;
+    for (; j + 16 <= k; j += 16) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j), quantize16(_mm512_loadu_ps(x + j), vinv, vzp));
+    for (; j < k; ++j) dst[j] = quantize_value(x[j], inv, zp);
+  }
+  // src: [k][16] floats of 16 tokens; dst[kk * stride + t] for t < 16.
+  static void quantize_panel16(const float* src, int64_t k, int rows, const float* inv, const float* zp, uint8_t* dst,
+                               int64_t stride) {
+    const __m512 vinv = _mm512_loadu_ps(inv);
+    const __m512i vzp = _mm512_cvtps_epi32(_mm512_loadu_ps(zp));
+    for (int64_t kk = 0; kk < k; ++kk)
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + kk * stride), quantize16(_mm512_loadu_ps(src + kk * 16), vinv, vzp));
+  }
+};
+
+}  // namespace
+
+// 2 x 16 channels x 12 tokens: 24 accumulators, 14 loads per 24 vpdpbusd.
+void spmm_s8_dense_avx512_vnni(const SpmmS8Problem& p) { run_dense<Avx512VnniS8, 2, 12>(p); }
+
+// 4 rows x 64 tokens: 16 accumulators; 4 loads and 8 unpacks per 16 vpdpbusd.
+void spmm_s8_quads_avx512_vnni(const SpmmS8Problem& p) { run_quads<Avx512VnniS8, 4>(p); }
+
+}  // namespace sparsecpu

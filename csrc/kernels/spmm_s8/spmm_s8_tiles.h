@@ -1,0 +1,378 @@
+// Register-tiled int8 kernels, written once over an integer SIMD traits type S
+// (with float traits S::F) and instantiated by each per-ISA file.
+//
+// Dense (channel groups): vectors run over output channels, each holding
+// four consecutive inputs per channel; one token's four quantized activation
+// bytes are broadcast as a dword. Activations stay row-major.
+//
+// Block patterns (column quads): vectors run over tokens. Activations are
+// quantized into k-major u8 panels of 64 tokens; for each quad the four
+// input rows are interleaved into dwords (two rounds of byte/word unpacks, in
+// 128-bit lanes) and one dot-product per output row consumes them. The
+// unpacks leave tokens in a fixed lane order; the epilogue undoes it.
+// Everything has internal linkage (see kernels/tile_schedule.h).
+#pragma once
+
+#include <algorithm>
+#include <cmath>
+#include <cstdint>
+#include <cstring>
+#include <limits>
+
+#include "kernels/simd/activation.h"
+#include "kernels/spmm_s8/spmm_s8.h"
+#include "kernels/tile_schedule.h"
+
+namespace sparsecpu {
+namespace {
+
+constexpr int kS8PanelTokens = 64;
+
+// ---- per-token quantization (bit-identical to the reference) ---------------
+
+template <class S>
+TokenQuantization quantize_stats(const float* x, int64_t k) {
+  using F = typename S::F;
+  using FV = typename F::V;
+  FV lo = F::zero(), hi = F::zero(), poison = F::zero();
+  int64_t j = 0;
+  for (; j + F::L <= k; j += F::L) {
+    const FV v = F::load(x + j);
+    lo = F::min(lo, v);
+    hi = F::max(hi, v);
+    poison = F::add(poison, F::mul(v, F::zero()));  // NaN iff some value is NaN or Inf
+  }
+  float l = F::reduce_min(lo), h = F::reduce_max(hi), bad = F::reduce_add(poison);
+  for (; j < k; ++j) {
+    l = std::min(l, x[j]);
+    h = std::max(h, x[j]);
+    bad += x[j] * 0.0f;
+  }
+  return bad == 0.0f ? token_quantization(l, h) : token_quantization(0.0f, INFINITY);
+}
+
+inline uint8_t quantize_value(float x, float inv, float zp) {
+  const float v = std::nearbyint(x * inv) + zp;
+  return v == v ? static_cast<uint8_t>(std::clamp(v, 0.0f, 255.0f)) : 0;
+}
+
+// ---- dense: channel groups ---------------------------------------------------
+
+// Quantized rows [first, first + count) of the call's tokens, row-major with
+// k rounded up to 4 (zero padding), and their quantization.
+struct S8Rows {
+  const uint8_t* data;
+  const TokenQuantization* quant;
+  int64_t first;
+  int64_t ld;
+  const uint8_t* row(int64_t token) const { return data + (token - first) * ld; }
+  const TokenQuantization& q(int64_t token) const { return quant[token - first]; }
+};
+
+template <class S>
+S8Rows quantize_rows(const SpmmS8Problem& p, uint64_t call_id, int64_t group, int64_t first, int64_t count) {
+  thread_local PanelCache<uint8_t> rows;
+  thread_local PanelCache<TokenQuantization> quant;
+  const int64_t k = p.k(), ld = (k + 3) / 4 * 4;
+  if (p.x_u8 && ld == p.ldx)  // given u8 rows already have the layout
+    return S8Rows{p.x_u8 + first * p.ldx, nullptr, first, ld};
+  if (rows.claim(call_id, group, static_cast<size_t>(count * ld))) {
+    quant.claim(call_id, group, static_cast<size_t>(count));
+    for (int64_t i = 0; i < count; ++i) {
+      uint8_t* dst = rows.data.data() + i * ld;
+      std::memset(dst + k, 0, static_cast<size_t>(ld - k));
+      if (p.x_u8) {
+        std::memcpy(dst, p.x_u8 + (first + i) * p.ldx, static_cast<size_t>(k));
+        quant.data[i] = TokenQuantization{1.0f, 0};
+        continue;
+      }
+      const float* x = p.x_f32 + (first + i) * p.ldx;
+      const TokenQuantization t = quantize_stats<S>(x, k);
+      quant.data[i] = t;
+      S::quantize_row(x, k, 1.0f / t.scale, static_cast<float>(t.zero_point), dst);
+    }
+  }
+  return S8Rows{rows.data.data(), p.x_u8 ? nullptr : quant.data.data(), first, ld};
+}
+
+// Stores one vector of L consecutive channels of one token, with the epilogue.
+template <class S>
+void store_channels(const SpmmS8Problem& p, typename S::V acc, int64_t token, const TokenQuantization& t,
+                    int64_t c0, int lanes) {
+  using F = typename S::F;
+  if (p.output == S8Output::s32) {
+    alignas(64) int32_t tmp[S::L];
+    S::store(tmp, acc);
+    std::memcpy(static_cast<int32_t*>(p.y) + token * p.ldy + c0, tmp, sizeof(int32_t) * lanes);
+    return;
+  }
+  const typename S::V row_sum = S::load_partial32(p.w_row_sum + c0, lanes);
+  typename F::V v = S::to_float(S::sub32(acc, S::mul32(S::set1_32(t.zero_point), row_sum)));
+  v = F::mul(v, F::mul(F::set1(t.scale), F::load_partial(p.w_scale + c0, lanes)));
+  const Epilogue& e = p.epilogue;
+  if (e.bias) v = F::add(v, F::load_partial(e.bias + c0, lanes));
+  v = activate<F>(v, e.activation);
+  if (e.residual) v = F::add(v, F::load_partial(e.residual + token * e.ld_residual + c0, lanes));
+  if (p.output == S8Output::f32) {
+    F::store_partial(static_cast<float*>(p.y) + token * p.ldy + c0, v, lanes);
+  } else {
+    alignas(64) float tmp[F::L];
+    F::store(tmp, v);
+    int8_t* y = static_cast<int8_t*>(p.y) + token * p.ldy + c0;
+    for (int i = 0; i < lanes; ++i) y[i] = requantize_ref(tmp[i], p.out_scale);
+  }
+}
+
+// WV vectors (of S::L channels) x T tokens. A channel block of 16 holds
+// 16 / S::L vectors.
+template <class S, int WV, int T>
+void dense_tile(const SpmmS8Problem& p, const S8Rows& rows, int64_t token0, int tokens, int64_t cb0) {
+  using V = typename S::V;
+  constexpr int kPerBlock = 16 / S::L;
+  const ChannelPackedS8& w = *p.channels;
+  const int8_t* wv[WV];
+  for (int v = 0; v < WV; ++v)
+    wv[v] = w.values.data() + (cb0 + v / kPerBlock) * w.k_groups * 64 + (v % kPerBlock) * S::L * 4;
+  const uint8_t* xr[T];
+  for (int t = 0; t < T; ++t) xr[t] = rows.row(token0 + std::min(t, tokens - 1));
+
+  V acc[WV][T];
+  for (int v = 0; v < WV; ++v)
+    for (int t = 0; t < T; ++t) acc[v][t] = S::zero();
+  for (int64_t g = 0; g < w.k_groups; ++g) {
+    typename S::B b[WV];
+    for (int v = 0; v < WV; ++v) b[v] = S::prep_b(S::load(wv[v] + g * 64));
+    for (int t = 0; t < T; ++t) {
+      const typename S::A a = S::prep_a(S::bcast32(xr[t] + g * 4));
+      for (int v = 0; v < WV; ++v) acc[v][t] = S::dot(acc[v][t], a, b[v]);
+    }
+  }
+  alignas(64) int32_t sums[WV][T][S::L];  // leave registers in one unrolled store (see spmm_f32_tiles.h)
+#pragma GCC unroll 64
+  for (int v = 0; v < WV; ++v)
+#pragma GCC unroll 64
+    for (int t = 0; t < T; ++t) S::store(sums[v][t], acc[v][t]);
+  const TokenQuantization unit{1.0f, 0};
+  for (int v = 0; v < WV; ++v) {
+    const int64_t c0 = cb0 * 16 + v * S::L;
+    const int lanes = static_cast<int>(std::clamp<int64_t>(w.n - c0, 0, S::L));
+    if (lanes == 0) break;
+    for (int t = 0; t < tokens; ++t)
+      store_channels<S>(p, S::load(sums[v][t]), token0 + t, rows.quant ? rows.q(token0 + t) : unit, c0, lanes);
+  }
+}
+
+template <class S, int WV, int T>
+void run_dense(const SpmmS8Problem& p) {
+  static_assert(WV * S::L % 16 == 0, "a dense tile covers whole channel blocks");
+  constexpr int kBlocksPerTile = WV * S::L / 16;
+  const ChannelPackedS8& w = *p.channels;
+  TileSchedule s;
+  s.tokens = p.m;
+  s.tokens_per_tile = T;
+  s.tokens_per_panel = 1;
+  s.panel_bytes = w.k_groups * 4;
+  s.block_rows = (w.channel_blocks + kBlocksPerTile - 1) / kBlocksPerTile;
+  s.weight_bytes = static_cast<int64_t>(w.values.size());
+  s.threads = p.threads > 0 ? p.threads : default_num_threads();
+  for_each_tile(
+      s,
+      [&](uint64_t call_id, int64_t group, int64_t first, int64_t count) {
+        return quantize_rows<S>(p, call_id, group, first, count);
+      },
+      [&](const S8Rows& rows, int64_t tile, int64_t br) {
+        const int64_t token0 = tile * T;
+        const int tokens = static_cast<int>(std::min<int64_t>(T, p.m - token0));
+        const int64_t cb0 = br * kBlocksPerTile;
+        if (cb0 + kBlocksPerTile <= w.channel_blocks) {
+          dense_tile<S, WV, T>(p, rows, token0, tokens, cb0);
+        } else {
+          for (int64_t cb = cb0; cb < w.channel_blocks; ++cb)
+            dense_tile<S, 16 / S::L, T>(p, rows, token0, tokens, cb);
+        }
+      });
+}
+
+// ---- block patterns: column quads ---------------------------------------------
+
+// k-major u8 panels of 64 tokens ([k][64]) and, per panel, each token's
+// quantization in the lane order the quad interleave produces.
+struct S8Panels {
+  const uint8_t* data;
+  const float* lane_scale;   // [panel][64]
+  const int32_t* lane_zp;    // [panel][64]
+  int64_t first;
+  int64_t panel_bytes;
+};
+
+// Vector u of a 64-token panel (u < 64 / L), lane i holds token token_of_lane(u, i).
+template <class S>
+constexpr int token_of_lane(int u, int i) {
+  return (u / 4) * (4 * S::L) + 16 * (i / 4) + 4 * (u % 4) + i % 4;
+}
+
+template <class S>
+S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t group, int64_t first, int64_t count) {
+  thread_local PanelCache<uint8_t> panels;
+  thread_local PanelCache<float> scales;
+  thread_local PanelCache<int32_t> zps;
+  thread_local AlignedBuffer<float> floats;  // one 16-token float panel
+  const int64_t k = p.k(), panel_bytes = k * kS8PanelTokens;
+  if (panels.claim(call_id, group, static_cast<size_t>(std::max<int64_t>(1, count * panel_bytes)))) {
+    scales.claim(call_id, group, static_cast<size_t>(count * kS8PanelTokens));
+    zps.claim(call_id, group, static_cast<size_t>(count * kS8PanelTokens));
+    floats.reserve_discarding(static_cast<size_t>(std::max<int64_t>(1, k * 16)));
+    for (int64_t i = 0; i < count; ++i) {
+      uint8_t* dst = panels.data.data() + i * panel_bytes;
+      TokenQuantization quant[kS8PanelTokens];
+      for (int sub = 0; sub < kS8PanelTokens / 16; ++sub) {
+        const int64_t m0 = (first + i) * kS8PanelTokens + sub * 16;
+        const int rows = static_cast<int>(std::clamp<int64_t>(p.m - m0, 0, 16));
+        if (p.x_u8) {
+          for (int64_t kk = 0; kk < k; ++kk)
+            for (int t = 0; t < 16; ++t)
+              dst[kk * kS8PanelTokens + sub * 16 + t] = t < rows ? p.x_u8[(m0 + t) * p.ldx + kk] : 0;
+          for (int t = 0; t < 16; ++t) quant[sub * 16 + t] = TokenQuantization{1.0f, 0};
+          continue;
+        }
+        alignas(64) float inv[16], zp[16];
+        for (int t = 0; t < 16; ++t) {
+          const TokenQuantization q =
+              t < rows ? quantize_stats<S>(p.x_f32 + (m0 + t) * p.ldx, k) : TokenQuantization{1.0f, 0};
+          quant[sub * 16 + t] = q;
+          inv[t] = 1.0f / q.scale;
+          zp[t] = static_cast<float>(q.zero_point);
+        }
+        if (rows > 0) S::F::transpose_to_panel(p.x_f32 + m0 * p.ldx, p.ldx, rows, k, floats.data());
+        S::quantize_panel16(floats.data(), k, rows, inv, zp, dst + sub * 16, kS8PanelTokens);
+      }
+      for (int u = 0; u < kS8PanelTokens / S::L; ++u)
+        for (int lane = 0; lane < S::L; ++lane) {
+          const TokenQuantization& q = quant[token_of_lane<S>(u, lane)];
+          scales.data[i * kS8PanelTokens + u * S::L + lane] = q.scale;
+          zps.data[i * kS8PanelTokens + u * S::L + lane] = q.zero_point;
+        }
+    }
+  }
+  return S8Panels{panels.data.data(), scales.data.data(), zps.data.data(), first, panel_bytes};
+}
+
+// RP rows of a block row (starting at row0 of the block) x 4 vectors of tokens
+// (4 * S::L tokens from token0, a multiple of 4 * S::L within a panel).
+template <class S, int RP>
+void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, int64_t br, int row0) {
+  using V = typename S::V;
+  using F = typename S::F;
+  const QuadPackedS8& w = *p.quads;
+  const int R = w.rows;
+  const int64_t panel = token0 / kS8PanelTokens;
+  const int half = static_cast<int>(token0 % kS8PanelTokens) / (4 * S::L);  // which 4 vectors of the panel
+  const uint8_t* x = panels.data + (panel - panels.first) * panels.panel_bytes + half * 4 * S::L;
+  const int64_t q0 = w.row_ptr[br], q1 = w.row_ptr[br + 1];
+  const int32_t* cols = w.cols.data() + q0 * 4;
+  const int8_t* wq = w.values.data() + q0 * R * 4 + row0 * 4;
+
+  V acc[RP][4];
+  for (int r = 0; r < RP; ++r)
+    for (int v = 0; v < 4; ++v) acc[r][v] = S::zero();
+  for (int64_t q = q0; q < q1; ++q, cols += 4, wq += R * 4) {
+    const V a = S::load(x + static_cast<int64_t>(cols[0]) * kS8PanelTokens);
+    const V b = S::load(x + static_cast<int64_t>(cols[1]) * kS8PanelTokens);
+    const V c = S::load(x + static_cast<int64_t>(cols[2]) * kS8PanelTokens);
+    const V d = S::load(x + static_cast<int64_t>(cols[3]) * kS8PanelTokens);
+    const V ab_lo = S::unpacklo8(a, b), ab_hi = S::unpackhi8(a, b);
+    const V cd_lo = S::unpacklo8(c, d), cd_hi = S::unpackhi8(c, d);
+    typename S::A quad[4] = {S::prep_a(S::unpacklo16(ab_lo, cd_lo)), S::prep_a(S::unpackhi16(ab_lo, cd_lo)),
+                             S::prep_a(S::unpacklo16(ab_hi, cd_hi)), S::prep_a(S::unpackhi16(ab_hi, cd_hi))};
+    for (int r = 0; r < RP; ++r) {
+      const typename S::B wr = S::prep_b(S::bcast32(wq + r * 4));
+      for (int v = 0; v < 4; ++v) acc[r][v] = S::dot(acc[r][v], quad[v], wr);
+    }
+  }
+
+  alignas(64) int32_t sums[RP][4][S::L];  // one unrolled store (see spmm_f32_tiles.h)
+#pragma GCC unroll 64
+  for (int r = 0; r < RP; ++r)
+#pragma GCC unroll 64
+    for (int v = 0; v < 4; ++v) S::store(sums[r][v], acc[r][v]);
+
+  const int64_t n0 = br * R + row0;
+  const int rows = static_cast<int>(std::clamp<int64_t>(w.n - n0, 0, RP));
+  const int64_t lane_base = (panel - panels.first) * kS8PanelTokens + half * 4 * S::L;
+  const int64_t panel_token0 = panel * kS8PanelTokens;
+  if (p.output == S8Output::s32) {
+    for (int r = 0; r < rows; ++r)
+      for (int v = 0; v < 4; ++v)
+        for (int i = 0; i < S::L; ++i) {
+          const int64_t token = panel_token0 + token_of_lane<S>(half * 4 + v, i);
+          if (token < p.m) static_cast<int32_t*>(p.y)[token * p.ldy + n0 + r] = sums[r][v][i];
+        }
+    return;
+  }
+  // Dequantize, bias, activation in lane order; then transpose to rows of y.
+  alignas(64) float out[RP][4][S::L];
+  const Epilogue& e = p.epilogue;
+  for (int r = 0; r < rows; ++r) {
+    const typename F::V scale = F::set1(p.w_scale[n0 + r]);
+    const typename F::V bias = F::set1(e.bias ? e.bias[n0 + r] : 0.0f);
+    const V row_sum = S::set1_32(p.w_row_sum[n0 + r]);
+    for (int v = 0; v < 4; ++v) {
+      const V zp = S::load(panels.lane_zp + lane_base + v * S::L);
+      typename F::V f = S::to_float(S::sub32(S::load(sums[r][v]), S::mul32(zp, row_sum)));
+      f = F::fma(f, F::mul(F::load(panels.lane_scale + lane_base + v * S::L), scale), bias);
+      F::store(out[r][v], activate<F>(f, e.activation));
+    }
+  }
+  const bool whole = rows == 4 && RP == 4 && p.output == S8Output::f32;
+  for (int v = 0; v < 4; ++v) {
+    const int64_t first_token = panel_token0 + token_of_lane<S>(half * 4 + v, 0);
+    if (whole && first_token + 16 * (S::L / 4 - 1) + 3 < p.m) {
+      S::F::store_4x4_transposed(out[0][v], out[1][v], out[2][v], out[3][v], static_cast<float*>(p.y) + n0,
+                                 p.ldy, e.residual ? e.residual + n0 : nullptr, e.ld_residual, first_token);
+      continue;
+    }
+    for (int i = 0; i < S::L; ++i) {
+      const int64_t token = panel_token0 + token_of_lane<S>(half * 4 + v, i);
+      if (token >= p.m) continue;
+      for (int r = 0; r < rows; ++r) {
+        float y = out[r][v][i];
+        if (e.residual) y += e.residual[token * e.ld_residual + n0 + r];
+        if (p.output == S8Output::f32)
+          static_cast<float*>(p.y)[token * p.ldy + n0 + r] = y;
+        else
+          static_cast<int8_t*>(p.y)[token * p.ldy + n0 + r] = requantize_ref(y, p.out_scale);
+      }
+    }
+  }
+}
+
+// RP: rows per pass over a block row's quads (the register budget).
+template <class S, int RP>
+void run_quads(const SpmmS8Problem& p) {
+  const QuadPackedS8& w = *p.quads;
+  constexpr int64_t kTileTokens = 4 * S::L;
+  TileSchedule s;
+  s.tokens = p.m;
+  s.tokens_per_tile = kTileTokens;
+  s.tokens_per_panel = kS8PanelTokens;
+  s.panel_bytes = w.k * kS8PanelTokens;
+  s.block_rows = w.block_rows;
+  s.weight_bytes = static_cast<int64_t>(w.values.size() + w.cols.size() * sizeof(int32_t));
+  s.threads = p.threads > 0 ? p.threads : default_num_threads();
+  for_each_tile(
+      s,
+      [&](uint64_t call_id, int64_t group, int64_t first, int64_t count) {
+        return pack_quad_panels<S>(p, call_id, group, first, count);
+      },
+      [&](const S8Panels& panels, int64_t tile, int64_t br) {
+        // Passes of RP rows, then of 2 and 1 for what is left (R < RP).
+        int row0 = 0;
+        for (; row0 + RP <= w.rows; row0 += RP) quad_tile<S, RP>(p, panels, tile * kTileTokens, br, row0);
+        if constexpr (RP > 2)
+          for (; row0 + 2 <= w.rows; row0 += 2) quad_tile<S, 2>(p, panels, tile * kTileTokens, br, row0);
+        for (; row0 < w.rows; ++row0) quad_tile<S, 1>(p, panels, tile * kTileTokens, br, row0);
+      });
+}
+
+}  // namespace
+}  // namespace sparsecpu

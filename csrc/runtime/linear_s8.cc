@@ -1,0 +1,87 @@
+#include "runtime/linear_s8.h"
+
+#include <cmath>
+#include <stdexcept>
+
+namespace sparsecpu {
+
+LinearS8::LinearS8(const float* w, int64_t n, int64_t k, const float* bias, BlockShape block, bool dense,
+                   Activation activation, const std::string& kernel_name)
+    : n_(n), k_(k), activation_(activation) {
+  QuantizedWeightsS8 q = quantize_weights_per_channel(w, n, k);
+  scale_ = std::move(q.scale);
+  if (bias) bias_.assign(bias, bias + n);
+  for (int64_t i = 0; i < n * k; ++i) nonzeros_ += w[i] != 0.0f;
+  pack(q.values.data(), block, dense, kernel_name);
+}
+
+LinearS8::LinearS8(const int8_t* w, int64_t n, int64_t k, BlockShape block, bool dense,
+                   const std::string& kernel_name)
+    : n_(n), k_(k), scale_(static_cast<size_t>(n), 1.0f) {
+  for (int64_t i = 0; i < n * k; ++i) nonzeros_ += w[i] != 0;
+  pack(w, block, dense, kernel_name);
+}
+
+void LinearS8::pack(const int8_t* w, BlockShape block, bool dense, const std::string& kernel_name) {
+  dense_ = dense;
+  row_sum_ = row_sums(w, n_, k_);
+  if (dense)
+    channels_ = pack_channel_groups(w, n_, k_);
+  else
+    quads_ = pack_column_quads(w, n_, k_, block.rows, block.cols);
+  kernel_ = kernel_name.empty() ? &select_spmm_s8_kernel(dense) : &spmm_s8_kernel_by_name(kernel_name);
+  if (kernel_->dense != dense)
+    throw std::invalid_argument(std::string("kernel '") + kernel_->name + "' does not run " +
+                                (dense ? "dense" : "block-sparse") + " int8 weights");
+}
+
+size_t LinearS8::packed_bytes() const {
+  return (dense_ ? channels_.packed_bytes() : quads_.packed_bytes()) + scale_.size() * sizeof(float) +
+         row_sum_.size() * sizeof(int32_t);
+}
+
+SpmmS8Problem LinearS8::problem(int64_t m, S8Output output, void* y, int threads) const {
+  SpmmS8Problem p;
+  p.m = m;
+  p.quads = dense_ ? nullptr : &quads_;
+  p.channels = dense_ ? &channels_ : nullptr;
+  p.w_scale = scale_.data();
+  p.w_row_sum = row_sum_.data();
+  p.output = output;
+  p.epilogue.bias = bias_.empty() ? nullptr : bias_.data();
+  p.epilogue.activation = activation_;
+  p.epilogue.ld_residual = n_;
+  p.y = y;
+  p.ldy = n_;
+  p.threads = threads;
+  return p;
+}
+
+void LinearS8::forward(const float* x, int64_t m, int64_t ldx, const float* residual, float* y, int threads) const {
+  SpmmS8Problem p = problem(m, S8Output::f32, y, threads);
+  p.x_f32 = x;
+  p.ldx = ldx;
+  p.epilogue.residual = residual;
+  kernel_->run(p);
+}
+
+void LinearS8::forward_s8(const float* x, int64_t m, int64_t ldx, const float* residual, float out_scale, int8_t* y,
+                          int threads) const {
+  if (!(out_scale > 0.0f) || !std::isfinite(out_scale))
+    throw std::invalid_argument("out_scale must be a positive finite number, got " + std::to_string(out_scale));
+  SpmmS8Problem p = problem(m, S8Output::s8, y, threads);
+  p.x_f32 = x;
+  p.ldx = ldx;
+  p.epilogue.residual = residual;
+  p.out_scale = out_scale;
+  kernel_->run(p);
+}
+
+void LinearS8::forward_s32(const uint8_t* x, int64_t m, int32_t* y, int threads) const {
+  SpmmS8Problem p = problem(m, S8Output::s32, y, threads);
+  p.x_u8 = x;
+  p.ldx = k_;
+  kernel_->run(p);
+}
+
+}  // namespace sparsecpu

@@ -1,0 +1,51 @@
+// A linear layer with int8 weights (symmetric, per output channel) and
+// activations quantized per token on the fly; fused dequantize, bias,
+// activation, residual; float32 or requantized int8 output.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "formats/block_sparse.h"
+#include "formats/int8_blocks.h"
+#include "kernels/spmm_s8/spmm_s8.h"
+
+namespace sparsecpu {
+
+class LinearS8 {
+ public:
+  // Quantizes a float weight (n, k); block shape as for fp32 (dense: every column).
+  LinearS8(const float* w, int64_t n, int64_t k, const float* bias, BlockShape block, bool dense,
+           Activation activation, const std::string& kernel_name);
+  // Integer weights as given (scale 1, no bias): for exact tests of the kernels.
+  LinearS8(const int8_t* w, int64_t n, int64_t k, BlockShape block, bool dense, const std::string& kernel_name);
+
+  void forward(const float* x, int64_t m, int64_t ldx, const float* residual, float* y, int threads) const;
+  void forward_s8(const float* x, int64_t m, int64_t ldx, const float* residual, float out_scale, int8_t* y,
+                  int threads) const;
+  // Raw int32 accumulators of u8 activations (m, k) contiguous.
+  void forward_s32(const uint8_t* x, int64_t m, int32_t* y, int threads) const;
+
+  int64_t out_features() const { return n_; }
+  int64_t in_features() const { return k_; }
+  const SpmmS8Kernel& kernel() const { return *kernel_; }
+  int64_t nonzeros() const { return nonzeros_; }
+  size_t packed_bytes() const;
+
+ private:
+  void pack(const int8_t* w, BlockShape block, bool dense, const std::string& kernel_name);
+  SpmmS8Problem problem(int64_t m, S8Output output, void* y, int threads) const;
+
+  int64_t n_, k_;
+  bool dense_ = false;
+  QuadPackedS8 quads_;
+  ChannelPackedS8 channels_;
+  std::vector<float> scale_, bias_;
+  std::vector<int32_t> row_sum_;
+  Activation activation_ = Activation::none;
+  const SpmmS8Kernel* kernel_ = nullptr;
+  int64_t nonzeros_ = 0;
+};
+
+}  // namespace sparsecpu

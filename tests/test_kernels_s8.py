@@ -1,0 +1,182 @@
+"""Every registered int8 kernel: int32 accumulators exact against numpy, the
+float path within the quantization error bound. Reruns under each forced ISA level."""
+
+import zlib
+
+import numpy as np
+import pytest
+
+import sparsecpu as sc
+from sparsecpu import _core
+
+from conftest import isa_rank, kernel_isa
+
+pytestmark = pytest.mark.kernels
+
+KERNELS = [k for k in _core.spmm_s8_kernels() if k.usable]
+BLOCKS = [(1, 1), (4, 1), (1, 4), (2, 1), (8, 1), (16, 1), (4, 4), (2, 8), (16, 4)]
+# K not a multiple of 4, M = 1, primes, tails of every tile (64 tokens, 32 channels).
+SHAPES = [(1, 1, 1), (1, 17, 3), (3, 5, 2), (65, 33, 31), (2, 1, 64), (97, 50, 129), (130, 70, 67), (64, 32, 256)]
+
+
+def seeded(*key):
+    return np.random.default_rng(zlib.crc32(repr(key).encode()))
+
+
+def random_int8(rng, n, k, density):
+    w = rng.integers(-128, 128, (n, k)).astype(np.int8)
+    w[rng.random((n, k)) >= density] = 0
+    return w
+
+
+def exact(x, w):
+    return x.astype(np.int64) @ w.astype(np.int64).T
+
+
+def cases():
+    for kernel in KERNELS:
+        blocks = [None] if kernel.dense else BLOCKS
+        for i, block in enumerate(blocks):
+            for j, shape in enumerate(SHAPES):
+                density = [1.0, 0.5, 0.1, 0.01, 0.0][(i + j) % 5]
+                yield pytest.param(kernel.name, block, shape, density,
+                                   id=f"{kernel.name}-{block}-{'x'.join(map(str, shape))}-{density}")
+
+
+@pytest.mark.parametrize("kernel,block,shape,density", list(cases()))
+def test_int32_accumulators_are_exact(kernel, block, shape, density):
+    m, n, k = shape
+    rng = seeded(kernel, block, shape)
+    w = random_int8(rng, n, k, density)
+    # Block patterns: prune to whole blocks so empty block rows occur too.
+    if block and density < 1.0:
+        w = np.where(sc.prune_weight(w.astype(np.float32), f"{block[0]}x{block[1]}", 1 - density) != 0, w, 0)
+        w = w.astype(np.int8)
+    x = rng.integers(0, 256, (m, k)).astype(np.uint8)
+    rows, cols = block or (1, 1)
+    lin = _core.LinearS8.from_int8(w, rows, cols, block is None, kernel)
+    np.testing.assert_array_equal(lin.forward_s32(x), exact(x, w))
+
+
+@pytest.mark.parametrize("kernel", [k.name for k in KERNELS])
+@pytest.mark.parametrize("weight", [127, -128])
+def test_saturation_edges(kernel, weight):
+    dense = "_dense_" in kernel
+    for k in (4, 1023, 4096):
+        w = np.full((20, k), weight, np.int8)
+        x = np.full((70, k), 255, np.uint8)
+        lin = _core.LinearS8.from_int8(w, 4, 1, dense, kernel)
+        np.testing.assert_array_equal(lin.forward_s32(x), exact(x, w))
+    # Alternating extremes: the pair sums a 16-bit path would saturate.
+    w = np.tile(np.array([-128, -128, 127, -128], np.int8), (8, 64))
+    x = np.full((33, 256), 255, np.uint8)
+    lin = _core.LinearS8.from_int8(w, 1, 4, dense, kernel)
+    np.testing.assert_array_equal(lin.forward_s32(x), exact(x, w))
+
+
+def quantization_bound(x, w, activation):
+    """Worst-case error of per-channel int8 weights and per-token u8 activations
+    (round-to-nearest: half a step each), plus fp32 rounding; GELU and ReLU are
+    at most 1.13-Lipschitz."""
+    x64, w64 = x.astype(np.float64), w.astype(np.float64)
+    sw = np.abs(w64).max(axis=1) / 127
+    lo, hi = np.minimum(x64.min(axis=1), 0), np.maximum(x64.max(axis=1), 0)
+    sx = (hi - lo) / 255
+    k = x.shape[1]
+    bound = 0.5 * (np.abs(x64).sum(1)[:, None] * sw[None, :] + sx[:, None] * np.abs(w64).sum(1)[None, :]) \
+        + 0.25 * k * sx[:, None] * sw[None, :]
+    bound += 1e-5 * (np.abs(x64) @ np.abs(w64).T + 1.0)
+    return bound * (1.13 if activation else 1.0)
+
+
+@pytest.mark.parametrize("pattern", ["4x1", "1x4", "16x1", "2x2", "dense"])
+@pytest.mark.parametrize("activation", [None, "gelu", "relu"])
+def test_float_path_within_quantization_bound(pattern, activation):
+    rng = seeded(pattern, activation)
+    m, n, k = 77, 70, 130
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    if pattern != "dense":
+        w = sc.prune_weight(w, pattern, 0.6)
+    x = (rng.standard_normal((m, k)) * rng.uniform(0.1, 5, (m, 1))).astype(np.float32)
+    bias = rng.standard_normal(n).astype(np.float32)
+    residual = rng.standard_normal((m, n)).astype(np.float32)
+    exact_y = x.astype(np.float64) @ w.astype(np.float64).T + bias
+    if activation == "gelu":
+        import math
+        exact_y = 0.5 * exact_y * (1 + np.vectorize(math.erf)(exact_y / math.sqrt(2)))
+    elif activation == "relu":
+        exact_y = np.maximum(exact_y, 0)
+    exact_y += residual
+    bound = quantization_bound(x, w, activation)
+    for kernel in KERNELS:
+        if kernel.dense != (pattern == "dense"):
+            continue
+        lin = sc.SparseLinear(w, bias, pattern=pattern, dtype="int8", activation=activation, kernel=kernel.name)
+        y = lin(x, residual=residual)
+        err = np.abs(y - exact_y)
+        assert np.all(err <= bound), (kernel.name, float((err - bound).max()))
+        # int8 output: the float result requantized, exactly.
+        q = lin(x, residual=residual, out_scale=0.05)
+        expected = np.clip(np.rint(y.astype(np.float32) * np.float32(1 / 0.05)), -128, 127).astype(np.int8)
+        np.testing.assert_array_equal(q, expected)
+
+
+def test_kernels_agree_on_float_outputs():
+    rng = seeded("agree")
+    w = sc.prune_weight(rng.standard_normal((96, 200)).astype(np.float32), "4x1", 0.8)
+    x = rng.standard_normal((150, 200)).astype(np.float32)
+    outs = {k.name: sc.SparseLinear(w, pattern="4x1", dtype="int8", activation="gelu", kernel=k.name)(x)
+            for k in KERNELS if not k.dense}
+    reference = outs["spmm_s8_quads_ref"]
+    for name, y in outs.items():  # same integers; epilogue float rounding may differ by an ulp or two
+        np.testing.assert_allclose(y, reference, rtol=1e-5, atol=1e-5, err_msg=name)
+
+
+def test_nan_token_gives_nan_row_only():
+    rng = seeded("nan")
+    w = rng.standard_normal((40, 48)).astype(np.float32)
+    x = rng.standard_normal((70, 48)).astype(np.float32)
+    x[5, 7] = np.nan
+    x[9, 0] = np.inf
+    for kernel in KERNELS:
+        pattern = "dense" if kernel.dense else "4x1"
+        y = sc.SparseLinear(w, pattern=pattern, dtype="int8", kernel=kernel.name)(x)
+        assert np.isnan(y[[5, 9]]).all(), kernel.name
+        assert not np.isnan(np.delete(y, [5, 9], axis=0)).any(), kernel.name
+
+
+def test_dispatch_picks_the_best_usable_int8_kernel(cpu):
+    for pattern in ["4x1", "dense"]:
+        lin = sc.SparseLinear(np.eye(32, dtype=np.float32), pattern=pattern, dtype="int8")
+        candidates = [k for k in KERNELS if k.dense == (pattern == "dense")]
+        assert kernel_isa(lin.kernel) == max((k.isa for k in candidates), key=isa_rank)
+        assert isa_rank(kernel_isa(lin.kernel)) <= isa_rank(cpu["isa"])
+
+
+def test_threads_do_not_change_int8_results():
+    rng = seeded("threads")
+    w = sc.prune_weight(rng.standard_normal((300, 260)).astype(np.float32), "4x1", 0.8)
+    x = rng.standard_normal((200, 260)).astype(np.float32)
+    old = sc.get_num_threads()
+    try:
+        for pattern in ["4x1", "dense"]:
+            lin = sc.SparseLinear(w, pattern=pattern, dtype="int8")
+            sc.set_num_threads(1)
+            one = lin(x)
+            sc.set_num_threads(2)
+            np.testing.assert_array_equal(one, lin(x))
+    finally:
+        sc.set_num_threads(old)
+
+
+def test_int8_argument_errors():
+    w = np.ones((8, 8), np.float32)
+    with pytest.raises(ValueError, match="out_scale"):
+        sc.SparseLinear(w, pattern="4x1")(np.ones((2, 8)), out_scale=0.1)
+    lin = sc.SparseLinear(w, pattern="4x1", dtype="int8")
+    for bad in (0.0, -1.0, float("nan"), float("inf")):
+        with pytest.raises(ValueError, match="out_scale"):
+            lin(np.ones((2, 8)), out_scale=bad)
+    w[3, 2] = np.inf
+    with pytest.raises(ValueError, match="row 3 column 2"):
+        sc.SparseLinear(w, pattern="4x1", dtype="int8")
