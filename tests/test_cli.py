@@ -48,10 +48,23 @@ def test_bench_gemm_quick_writes_json_and_csv(tmp_path):
     data = json.loads(js.read_text())
     variants = [r["variant"] for r in data["rows"]]
     assert variants == ["numpy dense", "sparsecpu dense", "4x1 @ 0.5", "4x1 @ 0.9"]
+    assert all(r["percent_of_peak"] > 0 for r in data["rows"])
     assert all(r["ms"] > 0 and r["threads"] == 1 for r in data["rows"])
     assert data["machine"]["isa"] and "bench gemm" in data["command"]
     assert len(cs.read_text().strip().splitlines()) == 5
     assert "geometric mean" in out.stdout
+
+
+def test_bench_gemm_int8_quick(tmp_path):
+    js = tmp_path / "r.json"
+    out = sparsecpu("bench", "gemm", "--dtype", "int8", "--shapes", "20,48,40", "--sparsity", "0.8",
+                    "--pattern", "4x1,1x4", "--threads", "1", "--quick", "--json", str(js))
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(js.read_text())["rows"]
+    ours = {r["variant"]: r for r in rows}
+    assert {"sparsecpu dense", "4x1 @ 0.8", "1x4 @ 0.8"} <= set(ours)
+    assert ours["4x1 @ 0.8"]["kernel"].startswith("spmm_s8_quads")
+    assert all(r["dtype"] == "int8" for r in rows)
 
 
 @pytest.mark.parametrize("args,words", [

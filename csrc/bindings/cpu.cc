@@ -3,6 +3,7 @@
 
 #include "cpu/cpu_features.h"
 #include "cpu/thread_pool.h"
+#include "kernels/peak/peak.h"
 
 namespace py = pybind11;
 
@@ -29,6 +30,18 @@ void bind_cpu(py::module_& m) {
     for (int i = 0; i < static_cast<int>(Isa::count); ++i) names.emplace_back(isa_name(static_cast<Isa>(i)));
     return names;
   }, "All ISA level names, lowest first.");
+  m.def("measure_peak", [](const std::string& kind, double seconds) {
+    PeakProbe probe;
+    {
+      py::gil_scoped_release release;
+      probe = measure_peak(kind, seconds);
+    }
+    py::dict out;
+    out["gops"] = probe.gops;
+    out["instruction"] = probe.instruction;
+    return out;
+  }, py::arg("kind"), py::arg("seconds") = 0.2,
+     "Measured single-core peak of 'fp32' FMA or 'int8' dot products (GOP/s) at the active ISA level.");
   m.def("set_num_threads", &set_default_num_threads, py::arg("n"));
   m.def("get_num_threads", &default_num_threads);
 }

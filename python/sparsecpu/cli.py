@@ -132,10 +132,13 @@ def _erf_fp32(v):
 # ---- bench ------------------------------------------------------------------
 
 def cmd_bench_gemm(args) -> int:
-    from sparsecpu.benchmarks import gemm
+    from sparsecpu import _core
+    from sparsecpu.benchmarks import gemm, peers
 
-    if args.dtype != "fp32":
-        raise CommandError(f"--dtype {args.dtype}: this version benchmarks fp32 only")
+    if args.dtype not in ("fp32", "int8"):
+        raise CommandError(f"--dtype {args.dtype}: expected fp32 or int8")
+    if args.peers_without_amx and not peers.deny_amx():
+        raise CommandError("--peers-without-amx: this system did not accept the seccomp filter", EXIT_INPUT)
     try:
         shapes = gemm.parse_shapes(args.shapes)
     except ValueError as exc:
@@ -147,6 +150,8 @@ def cmd_bench_gemm(args) -> int:
         raise CommandError("--threads: each count must be >= 1")
     rounds, min_seconds = (3, 0.01) if args.quick else (args.repeats, 0.05)
     machine = gemm.describe_machine()
+    machine["peaks"] = {args.dtype: _core.measure_peak(args.dtype, 0.05 if args.quick else 0.3)}
+    machine["peers_without_amx"] = bool(args.peers_without_amx)
     print(gemm.format_machine(machine))
     print(f"{len(shapes)} shape(s) x patterns {','.join(args.pattern)} x sparsities "
           f"{','.join(f'{s:g}' for s in args.sparsity)} x threads {','.join(map(str, args.threads))}; "
@@ -161,8 +166,8 @@ def cmd_bench_gemm(args) -> int:
         print("\n".join(table[2:]), flush=True)
 
     try:
-        rows = gemm.run(shapes, args.pattern, args.sparsity, args.threads, rounds=rounds,
-                        min_seconds=min_seconds, progress=progress)
+        rows = gemm.run(shapes, args.pattern, args.sparsity, args.threads, dtype=args.dtype, rounds=rounds,
+                        min_seconds=min_seconds, peak_gops=machine["peaks"][args.dtype]["gops"], progress=progress)
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     print()
@@ -207,7 +212,10 @@ def build_parser() -> argparse.ArgumentParser:
                    help="presets (goal, bert, bert-base, bert-large, bert-mini) or M,N,K triples (default goal)")
     g.add_argument("--sparsity", type=_csv(float), default=[0.7, 0.8, 0.9], help="comma list (default 0.7,0.8,0.9)")
     g.add_argument("--pattern", type=_csv(str), default=["16x1", "4x1"], help="comma list (default 16x1,4x1)")
-    g.add_argument("--dtype", default="fp32", help="fp32 (default)")
+    g.add_argument("--dtype", default="fp32", help="fp32 (default) or int8")
+    g.add_argument("--peers-without-amx", action="store_true",
+                   help="refuse AMX to this process so peers (onnxruntime) run at the AVX512-VNNI level, as on a "
+                        "CPU without AMX; sparsecpu does not use AMX")
     g.add_argument("--threads", type=_csv(int), default=[1, 2], help="comma list (default 1,2)")
     g.add_argument("--repeats", type=int, default=7, help="interleaved rounds; the median is reported (default 7)")
     g.add_argument("--quick", action="store_true", help="3 short rounds: a smoke run, not a measurement")

@@ -73,6 +73,9 @@ struct Avx2F32 {
     if (residual) x = _mm_add_ps(x, _mm_loadu_ps(residual + token * ldr));
     _mm_storeu_ps(y + token * ldy, x);
   }
+  static V unordered(V a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
+  static V bit_or(V a, V b) { return _mm256_or_ps(a, b); }
+  static bool any(V a) { return !_mm256_testz_ps(a, a); }
   static V abs(V a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
   static V copysign(V magnitude, V sign) {
     const V sign_bit = _mm256_set1_ps(-0.0f);

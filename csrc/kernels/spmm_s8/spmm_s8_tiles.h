@@ -34,21 +34,33 @@ template <class S>
 TokenQuantization quantize_stats(const float* x, int64_t k) {
   using F = typename S::F;
   using FV = typename F::V;
-  FV lo = F::zero(), hi = F::zero(), poison = F::zero();
+  // Four independent min/max chains; NaN is tracked apart (min/max drop it).
+  FV lo[4] = {F::zero(), F::zero(), F::zero(), F::zero()}, hi[4] = {lo[0], lo[0], lo[0], lo[0]};
+  FV nan = F::zero();
   int64_t j = 0;
+  for (; j + 4 * F::L <= k; j += 4 * F::L)
+    for (int u = 0; u < 4; ++u) {
+      const FV v = F::load(x + j + u * F::L);
+      lo[u] = F::min(lo[u], v);
+      hi[u] = F::max(hi[u], v);
+      nan = F::bit_or(nan, F::unordered(v));
+    }
   for (; j + F::L <= k; j += F::L) {
     const FV v = F::load(x + j);
-    lo = F::min(lo, v);
-    hi = F::max(hi, v);
-    poison = F::add(poison, F::mul(v, F::zero()));  // NaN iff some value is NaN or Inf
+    lo[0] = F::min(lo[0], v);
+    hi[0] = F::max(hi[0], v);
+    nan = F::bit_or(nan, F::unordered(v));
   }
-  float l = F::reduce_min(lo), h = F::reduce_max(hi), bad = F::reduce_add(poison);
+  float l = F::reduce_min(F::min(F::min(lo[0], lo[1]), F::min(lo[2], lo[3])));
+  float h = F::reduce_max(F::max(F::max(hi[0], hi[1]), F::max(hi[2], hi[3])));
+  bool finite = !F::any(nan);
   for (; j < k; ++j) {
+    finite = finite && !std::isnan(x[j]);
     l = std::min(l, x[j]);
     h = std::max(h, x[j]);
-    bad += x[j] * 0.0f;
   }
-  return bad == 0.0f ? token_quantization(l, h) : token_quantization(0.0f, INFINITY);
+  // An infinity reaches lo or hi and makes token_quantization return NaN.
+  return finite ? token_quantization(l, h) : token_quantization(0.0f, INFINITY);
 }
 
 inline uint8_t quantize_value(float x, float inv, float zp) {
@@ -216,12 +228,10 @@ S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t grou
   thread_local PanelCache<uint8_t> panels;
   thread_local PanelCache<float> scales;
   thread_local PanelCache<int32_t> zps;
-  thread_local AlignedBuffer<float> floats;  // one 16-token float panel
   const int64_t k = p.k(), panel_bytes = k * kS8PanelTokens;
   if (panels.claim(call_id, group, static_cast<size_t>(std::max<int64_t>(1, count * panel_bytes)))) {
     scales.claim(call_id, group, static_cast<size_t>(count * kS8PanelTokens));
     zps.claim(call_id, group, static_cast<size_t>(count * kS8PanelTokens));
-    floats.reserve_discarding(static_cast<size_t>(std::max<int64_t>(1, k * 16)));
     for (int64_t i = 0; i < count; ++i) {
       uint8_t* dst = panels.data.data() + i * panel_bytes;
       TokenQuantization quant[kS8PanelTokens];
@@ -243,8 +253,7 @@ S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t grou
           inv[t] = 1.0f / q.scale;
           zp[t] = static_cast<float>(q.zero_point);
         }
-        if (rows > 0) S::F::transpose_to_panel(p.x_f32 + m0 * p.ldx, p.ldx, rows, k, floats.data());
-        S::quantize_panel16(floats.data(), k, rows, inv, zp, dst + sub * 16, kS8PanelTokens);
+        S::quantize_panel16(p.x_f32 + m0 * p.ldx, p.ldx, rows, k, inv, zp, dst + sub * 16, kS8PanelTokens);
       }
       for (int u = 0; u < kS8PanelTokens / S::L; ++u)
         for (int lane = 0; lane < S::L; ++lane) {

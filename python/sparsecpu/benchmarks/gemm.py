@@ -1,8 +1,10 @@
 """GEMM-shape microbenchmark: our sparse kernels vs dense baselines, same run.
 
-For each shape (M tokens, N out, K in) and thread count, times numpy's dense
-fp32 product, our dense kernel and our sparse kernels at each pattern and
-sparsity, interleaved round by round; reports medians.
+For each shape (M tokens, N out, K in) and thread count, times the dense peers
+(fp32: numpy; int8: onnxruntime MatMulInteger and dynamic int8 MatMul, torch's
+dynamic int8 Linear, when installed), our dense kernel and our sparse kernels
+at each pattern and sparsity; reports medians. Our int8 timings start from
+float32 activations (quantization included) and end with float32 outputs.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import numpy as np
 
 from .. import SparseLinear, get_num_threads, prune_weight, set_num_threads
 from ..patterns import parse_pattern
+from . import peers
 from .environment import describe_machine
 from .timing import time_baseline_apart
 
@@ -58,94 +61,112 @@ class Row:
     n: int
     k: int
     threads: int
-    variant: str  # "numpy dense", "sparsecpu dense", or "<pattern> @ <sparsity>"
+    dtype: str
+    variant: str  # a peer's name, "sparsecpu dense", or "<pattern> @ <sparsity>"
     pattern: str
     sparsity: float
     kernel: str
     ms: float
     spread: float
-    gflops_dense_equivalent: float  # 2*M*N*K / t
-    gflops_real: float  # 2*nnz*M / t
-    speedup_vs_numpy: float
+    gops_dense_equivalent: float  # 2*M*N*K / t
+    gops_real: float  # 2*nnz*M / t
+    percent_of_peak: float  # real GOP/s over the measured single-core peak times threads
+    baseline: str
+    speedup_vs_baseline: float
     speedup_vs_our_dense: float
 
 
+PEERS = {"fp32": peers.fp32_peers, "int8": peers.int8_peers}
+
+
 def run(shapes: Sequence[Shape], patterns: Sequence[str], sparsities: Sequence[float], threads: Sequence[int],
-        rounds: int = 7, min_seconds: float = 0.05, seed: int = 0, progress=None) -> List[Row]:
+        dtype: str = "fp32", rounds: int = 7, min_seconds: float = 0.05, seed: int = 0, peak_gops: float = 0.0,
+        progress=None) -> List[Row]:
+    if dtype not in PEERS:
+        raise ValueError(f"dtype '{dtype}': expected one of {', '.join(PEERS)}")
     for p in patterns:
         if parse_pattern(p).kind != "block":
-            raise ValueError(f"pattern '{p}': the fp32 benchmark runs block patterns such as 16x1 or 4x1")
+            raise ValueError(f"pattern '{p}': the GEMM benchmark runs block patterns such as 16x1 or 4x1")
     rng = np.random.default_rng(seed)
     rows: List[Row] = []
     saved_threads = get_num_threads()
     try:
         for m, n, k in shapes:
-            w = rng.standard_normal((n, k)).astype(np.float32)
+            w = (rng.standard_normal((n, k)) * 0.05).astype(np.float32)
             x = rng.standard_normal((m, k)).astype(np.float32)
-            w_t = np.ascontiguousarray(w.T)
-            dense = SparseLinear(w, pattern="dense")
+            dense = SparseLinear(w, pattern="dense", dtype=dtype)
             layers = {}
             for pattern in patterns:
                 for s in sparsities:
                     pruned = prune_weight(w, pattern, s)
-                    layers[(pattern, s)] = (SparseLinear(pruned, pattern=pattern), int(np.count_nonzero(pruned)))
+                    layers[(pattern, s)] = (SparseLinear(pruned, pattern=pattern, dtype=dtype),
+                                            int(np.count_nonzero(pruned)))
             for t in threads:
                 set_num_threads(t)
                 ours = {"sparsecpu dense": lambda: dense(x)}
                 for (pattern, s), (lin, _) in layers.items():
                     ours[f"{pattern} @ {s:g}"] = (lambda lin=lin: lin(x))
-                timings = time_baseline_apart(ours, {"numpy dense": lambda: np.matmul(x, w_t)}, t, rounds,
-                                              min_seconds)
-                base_numpy = timings["numpy dense"].median
+                baselines = PEERS[dtype](x, w, t)
+                timings = time_baseline_apart(ours, baselines, t, rounds, min_seconds)
+                baseline = next(iter(baselines), "sparsecpu dense")
+                base = timings[baseline].median
                 base_ours = timings["sparsecpu dense"].median
-                flops = 2.0 * m * n * k
+                ops = 2.0 * m * n * k
+                added = len(rows)
 
                 def add(variant, pattern, sparsity, kernel, nnz):
                     tm = timings[variant]
-                    rows.append(Row(m, n, k, t, variant, pattern, sparsity, kernel, tm.median * 1e3, tm.spread,
-                                    flops / tm.median / 1e9, 2.0 * nnz * m / tm.median / 1e9,
-                                    base_numpy / tm.median, base_ours / tm.median))
+                    real = 2.0 * nnz * m / tm.median / 1e9
+                    rows.append(Row(m, n, k, t, dtype, variant, pattern, sparsity, kernel, tm.median * 1e3,
+                                    tm.spread, ops / tm.median / 1e9, real,
+                                    100.0 * real / (peak_gops * t) if peak_gops else 0.0,
+                                    baseline, base / tm.median, base_ours / tm.median))
 
-                add("numpy dense", "dense", 0.0, "numpy", n * k)
+                for name in baselines:
+                    add(name, "dense", 0.0, name.split()[0], n * k)
                 add("sparsecpu dense", "dense", 0.0, dense.kernel, n * k)
                 for (pattern, s), (lin, nnz) in layers.items():
                     add(f"{pattern} @ {s:g}", pattern, s, lin.kernel, nnz)
                 if progress:
-                    progress(rows[-(2 + len(layers)):])
+                    progress(rows[added:])
     finally:
         set_num_threads(saved_threads)
     return rows
 
 
 def geometric_means(rows: Sequence[Row]) -> List[dict]:
-    """Speedup over numpy per (pattern, sparsity, threads), geometric mean over shapes."""
+    """Speedups per (variant, threads), geometric mean over shapes."""
     groups: Dict[tuple, List[Row]] = {}
     for r in rows:
-        if r.kernel != "numpy":
-            groups.setdefault((r.variant, r.threads), []).append(r)
+        groups.setdefault((r.variant, r.threads), []).append(r)
     out = []
     for (variant, t), rs in groups.items():
-        out.append({"variant": variant, "threads": t, "shapes": len(rs),
-                    "speedup_vs_numpy": math.exp(sum(math.log(r.speedup_vs_numpy) for r in rs) / len(rs)),
-                    "speedup_vs_our_dense": math.exp(sum(math.log(r.speedup_vs_our_dense) for r in rs) / len(rs))})
+        mean = lambda values: math.exp(sum(math.log(v) for v in values) / len(values))  # noqa: E731
+        out.append({"variant": variant, "threads": t, "shapes": len(rs), "baseline": rs[0].baseline,
+                    "speedup_vs_baseline": mean([r.speedup_vs_baseline for r in rs]),
+                    "speedup_vs_our_dense": mean([r.speedup_vs_our_dense for r in rs])})
     return out
 
 
 def format_table(rows: Sequence[Row]) -> str:
-    header = (f"{'M,N,K':>16} {'thr':>3} {'variant':<16} {'kernel':<26} {'ms':>9} {'spread':>6} "
-              f"{'GFLOP/s eq':>10} {'real':>7} {'vs numpy':>8} {'vs dense':>8}")
+    header = (f"{'M,N,K':>16} {'thr':>3} {'variant':<26} {'kernel':<27} {'ms':>9} {'spread':>6} "
+              f"{'GOP/s eq':>9} {'real':>7} {'%peak':>5} {'vs base':>8} {'vs dense':>8}")
     lines = [header, "-" * len(header)]
     for r in rows:
-        lines.append(f"{f'{r.m},{r.n},{r.k}':>16} {r.threads:>3} {r.variant:<16} {r.kernel:<26} {r.ms:>9.3f} "
-                     f"{r.spread * 100:>5.0f}% {r.gflops_dense_equivalent:>10.1f} {r.gflops_real:>7.1f} "
-                     f"{r.speedup_vs_numpy:>7.2f}x {r.speedup_vs_our_dense:>7.2f}x")
+        lines.append(f"{f'{r.m},{r.n},{r.k}':>16} {r.threads:>3} {r.variant:<26} {r.kernel:<27} {r.ms:>9.3f} "
+                     f"{r.spread * 100:>5.0f}% {r.gops_dense_equivalent:>9.1f} {r.gops_real:>7.1f} "
+                     f"{r.percent_of_peak:>5.0f} {r.speedup_vs_baseline:>7.2f}x {r.speedup_vs_our_dense:>7.2f}x")
     return "\n".join(lines)
 
 
 def format_summary(rows: Sequence[Row]) -> str:
-    lines = ["geometric mean over shapes:"]
-    for g in geometric_means(rows):
-        lines.append(f"  {g['variant']:<16} threads={g['threads']}: {g['speedup_vs_numpy']:.2f}x numpy dense, "
+    means = geometric_means(rows)
+    baseline = means[0]["baseline"] if means else "?"
+    lines = [f"geometric mean over shapes (baseline: {baseline}):"]
+    for g in means:
+        if g["variant"] == g["baseline"]:
+            continue
+        lines.append(f"  {g['variant']:<26} threads={g['threads']}: {g['speedup_vs_baseline']:.2f}x baseline, "
                      f"{g['speedup_vs_our_dense']:.2f}x our dense ({g['shapes']} shapes)")
     return "\n".join(lines)
 
@@ -154,9 +175,13 @@ def format_machine(machine: dict) -> str:
     blas = machine["numpy_blas"]
     blas_text = (f"{blas.get('library')} {blas.get('version')} kernel {blas.get('kernel')}" if blas
                  else "unknown (install threadpoolctl to report it and limit its threads)")
-    lines = [f"sparsecpu {machine['sparsecpu']} on {machine['cpu']}; ISA in use: {machine['isa']}; "
+    lines = [f"sparsecpu {machine['sparsecpu']} on {machine['cpu']}; ISA level: {machine['isa']}; "
              f"physical cores: {machine['physical_cores']}",
              f"numpy BLAS: {blas_text}"]
+    for kind, peak in machine.get("peaks", {}).items():
+        lines.append(f"measured {kind} peak: {peak['gops']:.0f} GOP/s per core ({peak['instruction']})")
+    if machine.get("peers_without_amx"):
+        lines.append("peers run without AMX: this process's requests for AMX state are refused (seccomp)")
     if machine["openblas_env"]:
         lines.append(f"warning: {machine['openblas_env']} is set and may slow numpy's BLAS; unset it for "
                      "a fair baseline")
