@@ -43,8 +43,10 @@ def cmd_info(args) -> int:
     import sparsecpu as sc
 
     info = sc.cpu_info()
-    kernels = {p: sc.SparseLinear(np.eye(16, dtype=np.float32), pattern=p).kernel for p in INFO_PATTERNS}
-    info = dict(info, version=sc.__version__, fp32_kernels=kernels)
+    eye = np.eye(16, dtype=np.float32)
+    kernels = {p: sc.SparseLinear(eye, pattern=p).kernel for p in INFO_PATTERNS}
+    int8_kernels = {p: sc.SparseLinear(eye, pattern=p, dtype="int8").kernel for p in INFO_PATTERNS}
+    info = dict(info, version=sc.__version__, fp32_kernels=kernels, int8_kernels=int8_kernels)
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
@@ -55,9 +57,9 @@ def cmd_info(args) -> int:
     print(f"flags:          {' '.join(info['flags'])}")
     print(f"physical cores: {info['physical_cores']}")
     print(f"threads:        {info['num_threads']}")
-    print("fp32 kernels:")
-    for pattern, name in kernels.items():
-        print(f"  {pattern:<6} {name}")
+    print("kernels:           fp32                         int8")
+    for pattern in INFO_PATTERNS:
+        print(f"  {pattern:<6} {kernels[pattern]:<28} {int8_kernels[pattern]}")
     return EXIT_OK
 
 

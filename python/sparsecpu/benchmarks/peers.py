@@ -75,7 +75,10 @@ def _onnxruntime_peers(x, w, threads):
         [helper.make_tensor_value_info("X", TensorProto.FLOAT, [m, k])],
         [helper.make_tensor_value_info("Y", TensorProto.FLOAT, [m, n])],
         [numpy_helper.from_array(np.ascontiguousarray(w.T), "W")])
+    import logging
+
     from onnxruntime.quantization import QuantType, quantize_dynamic
+    logging.getLogger().setLevel(max(logging.getLogger().level, logging.ERROR))  # its pre-processing advice
     with tempfile.TemporaryDirectory() as tmp:
         src, dst = os.path.join(tmp, "fp32.onnx"), os.path.join(tmp, "int8.onnx")
         onnx.save(helper.make_model(fp32, opset_imports=[helper.make_opsetid("", 13)]), src)
