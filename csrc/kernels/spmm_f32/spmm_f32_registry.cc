@@ -1,6 +1,5 @@
-#include <stdexcept>
-
 #include "kernels/spmm_f32/spmm_f32.h"
+#include "kernels/registry.h"
 
 namespace sparsecpu {
 
@@ -27,21 +26,11 @@ const std::vector<SpmmF32Kernel>& spmm_f32_kernels() {
 }
 
 const SpmmF32Kernel& select_spmm_f32_kernel(const BlockSparseMatrix& w) {
-  for (const SpmmF32Kernel& k : spmm_f32_kernels())
-    if (isa_usable(k.isa) && k.supports(w)) return k;
-  throw std::logic_error("no fp32 kernel supports this matrix");  // unreachable: ref supports all
+  return best_usable_kernel(spmm_f32_kernels(), [&](const SpmmF32Kernel& k) { return k.supports(w); });
 }
 
 const SpmmF32Kernel& spmm_f32_kernel_by_name(const std::string& name) {
-  for (const SpmmF32Kernel& k : spmm_f32_kernels()) {
-    if (name != k.name) continue;
-    if (!isa_usable(k.isa))
-      throw std::invalid_argument("kernel '" + name + "' needs ISA level " + isa_name(k.isa) +
-                                  ", which this CPU lacks or SPARSECPU_ISA excludes (active: " +
-                                  isa_name(active_isa()) + ")");
-    return k;
-  }
-  throw std::invalid_argument("unknown kernel '" + name + "'");
+  return kernel_by_name(spmm_f32_kernels(), name);
 }
 
 }  // namespace sparsecpu

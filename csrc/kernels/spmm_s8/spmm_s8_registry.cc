@@ -1,6 +1,5 @@
-#include <stdexcept>
-
 #include "kernels/spmm_s8/spmm_s8.h"
+#include "kernels/registry.h"
 
 namespace sparsecpu {
 
@@ -20,21 +19,11 @@ const std::vector<SpmmS8Kernel>& spmm_s8_kernels() {
 }
 
 const SpmmS8Kernel& select_spmm_s8_kernel(bool dense) {
-  for (const SpmmS8Kernel& k : spmm_s8_kernels())
-    if (k.dense == dense && isa_usable(k.isa)) return k;
-  throw std::logic_error("no int8 kernel usable");  // unreachable: the ref kernels always are
+  return best_usable_kernel(spmm_s8_kernels(), [&](const SpmmS8Kernel& k) { return k.dense == dense; });
 }
 
 const SpmmS8Kernel& spmm_s8_kernel_by_name(const std::string& name) {
-  for (const SpmmS8Kernel& k : spmm_s8_kernels()) {
-    if (name != k.name) continue;
-    if (!isa_usable(k.isa))
-      throw std::invalid_argument("kernel '" + name + "' needs ISA level " + isa_name(k.isa) +
-                                  ", which this CPU lacks or SPARSECPU_ISA excludes (active: " +
-                                  isa_name(active_isa()) + ")");
-    return k;
-  }
-  throw std::invalid_argument("unknown kernel '" + name + "'");
+  return kernel_by_name(spmm_s8_kernels(), name);
 }
 
 }  // namespace sparsecpu
