@@ -76,6 +76,7 @@ struct Avx2F32 {
   static V unordered(V a) { return _mm256_cmp_ps(a, a, _CMP_UNORD_Q); }
   static V bit_or(V a, V b) { return _mm256_or_ps(a, b); }
   static bool any(V a) { return !_mm256_testz_ps(a, a); }
+  static void transpose_square(V* r) { transpose8x8(r); }
   static V abs(V a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
   static V copysign(V magnitude, V sign) {
     const V sign_bit = _mm256_set1_ps(-0.0f);

@@ -65,6 +65,7 @@ struct Avx512F32 {
   static V unordered(V a) { return _mm512_castsi512_ps(_mm512_movm_epi32(_mm512_cmp_ps_mask(a, a, _CMP_UNORD_Q))); }
   static V bit_or(V a, V b) { return _mm512_or_ps(a, b); }
   static bool any(V a) { return _mm512_test_epi32_mask(_mm512_castps_si512(a), _mm512_castps_si512(a)) != 0; }
+  static void transpose_square(V* r) { transpose16x16(r); }
   static V abs(V a) { return _mm512_abs_ps(a); }
   static V copysign(V magnitude, V sign) {
     const V sign_bit = _mm512_set1_ps(-0.0f);

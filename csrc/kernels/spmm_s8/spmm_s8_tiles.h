@@ -268,15 +268,19 @@ S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t grou
 
 // RP rows of a block row (starting at row0 of the block) x 4 vectors of tokens
 // (4 * S::L tokens from token0, a multiple of 4 * S::L within a panel).
+// f32 and s8 outputs: dequantized, biased, activated results go to `stage`,
+// one row of 4 * S::L lanes (tokens in lane order) per output channel.
+// s32 output: the raw sums go straight to y.
 template <class S, int RP>
-void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, int64_t br, int row0) {
+void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, int64_t br, int row0, float* stage) {
   using V = typename S::V;
   using F = typename S::F;
+  constexpr int kLanes = 4 * S::L;
   const QuadPackedS8& w = *p.quads;
   const int R = w.rows;
   const int64_t panel = token0 / kS8PanelTokens;
-  const int half = static_cast<int>(token0 % kS8PanelTokens) / (4 * S::L);  // which 4 vectors of the panel
-  const uint8_t* x = panels.data + (panel - panels.first) * panels.panel_bytes + half * 4 * S::L;
+  const int half = static_cast<int>(token0 % kS8PanelTokens) / kLanes;  // which 4 vectors of the panel
+  const uint8_t* x = panels.data + (panel - panels.first) * panels.panel_bytes + half * kLanes;
   const int64_t q0 = w.row_ptr[br], q1 = w.row_ptr[br + 1];
   const int32_t* cols = w.cols.data() + q0 * 4;
   const int8_t* wq = w.values.data() + q0 * R * 4 + row0 * 4;
@@ -307,9 +311,8 @@ void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, i
 
   const int64_t n0 = br * R + row0;
   const int rows = static_cast<int>(std::clamp<int64_t>(w.n - n0, 0, RP));
-  const int64_t lane_base = (panel - panels.first) * kS8PanelTokens + half * 4 * S::L;
-  const int64_t panel_token0 = panel * kS8PanelTokens;
   if (p.output == S8Output::s32) {
+    const int64_t panel_token0 = panel * kS8PanelTokens;
     for (int r = 0; r < rows; ++r)
       for (int v = 0; v < 4; ++v)
         for (int i = 0; i < S::L; ++i) {
@@ -318,54 +321,67 @@ void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, i
         }
     return;
   }
-  // Dequantize, bias, activation in lane order; then transpose to rows of y.
-  alignas(64) float out[RP][4][S::L];
+  const int64_t lane_base = (panel - panels.first) * kS8PanelTokens + half * kLanes;
   const Epilogue& e = p.epilogue;
   for (int r = 0; r < rows; ++r) {
     const typename F::V scale = F::set1(p.w_scale[n0 + r]);
     const typename F::V bias = F::set1(e.bias ? e.bias[n0 + r] : 0.0f);
     const V row_sum = S::set1_32(p.w_row_sum[n0 + r]);
+    float* out = stage + r * kLanes;
     for (int v = 0; v < 4; ++v) {
       const V zp = S::load(panels.lane_zp + lane_base + v * S::L);
       typename F::V f = S::to_float(S::sub32(S::load(sums[r][v]), S::mul32(zp, row_sum)));
       f = F::fma(f, F::mul(F::load(panels.lane_scale + lane_base + v * S::L), scale), bias);
-      F::store(out[r][v], activate<F>(f, e.activation));
+      F::store(out + v * S::L, activate<F>(f, e.activation));
     }
   }
-  const bool whole = rows == 4 && RP == 4 && p.output == S8Output::f32;
+}
+
+// Staged channels [c0, c0 + channels) (channels <= S::L) of the tile at token0
+// -> rows of y, S::L tokens at a time through an in-register transpose.
+template <class S>
+void store_staged(const SpmmS8Problem& p, const float* stage, int64_t token0, int64_t c0, int channels) {
+  using F = typename S::F;
+  constexpr int kLanes = 4 * S::L;
+  const int half = static_cast<int>(token0 % kS8PanelTokens) / kLanes;
+  const int64_t panel_token0 = token0 - token0 % kS8PanelTokens;
+  const Epilogue& e = p.epilogue;
   for (int v = 0; v < 4; ++v) {
-    const int64_t first_token = panel_token0 + token_of_lane<S>(half * 4 + v, 0);
-    if (whole && first_token + 16 * (S::L / 4 - 1) + 3 < p.m) {
-      S::F::store_4x4_transposed(out[0][v], out[1][v], out[2][v], out[3][v], static_cast<float*>(p.y) + n0,
-                                 p.ldy, e.residual ? e.residual + n0 : nullptr, e.ld_residual, first_token);
-      continue;
-    }
+    typename F::V block[S::L];
+    for (int c = 0; c < S::L; ++c) block[c] = c < channels ? F::load(stage + c * kLanes + v * S::L) : F::zero();
+    F::transpose_square(block);  // block[i]: the channels of lane i
     for (int i = 0; i < S::L; ++i) {
       const int64_t token = panel_token0 + token_of_lane<S>(half * 4 + v, i);
       if (token >= p.m) continue;
-      for (int r = 0; r < rows; ++r) {
-        float y = out[r][v][i];
-        if (e.residual) y += e.residual[token * e.ld_residual + n0 + r];
-        if (p.output == S8Output::f32)
-          static_cast<float*>(p.y)[token * p.ldy + n0 + r] = y;
-        else
-          static_cast<int8_t*>(p.y)[token * p.ldy + n0 + r] = requantize_ref(y, p.out_scale);
+      typename F::V out = block[i];
+      if (e.residual) out = F::add(out, F::load_partial(e.residual + token * e.ld_residual + c0, channels));
+      if (p.output == S8Output::f32) {
+        F::store_partial(static_cast<float*>(p.y) + token * p.ldy + c0, out, channels);
+      } else {
+        alignas(64) float tmp[S::L];
+        F::store(tmp, out);
+        int8_t* y = static_cast<int8_t*>(p.y) + token * p.ldy + c0;
+        for (int c = 0; c < channels; ++c) y[c] = requantize_ref(tmp[c], p.out_scale);
       }
     }
   }
 }
 
-// RP: rows per pass over a block row's quads (the register budget).
+// RP: rows per pass over a block row's quads (the register budget). The
+// schedule's unit is a group of block rows covering S::L channels, so their
+// results leave through whole-vector stores (one per token) instead of
+// R-channel pieces.
 template <class S, int RP>
 void run_quads(const SpmmS8Problem& p) {
   const QuadPackedS8& w = *p.quads;
   constexpr int64_t kTileTokens = 4 * S::L;
+  const int64_t rows_per_group = std::max(1, S::L / w.rows);
   TileSchedule s;
   s.tokens = p.m;
   s.tokens_per_tile = kTileTokens;
   s.tokens_per_panel = kS8PanelTokens;
   s.panel_bytes = w.k * kS8PanelTokens;
-  s.block_rows = w.block_rows;
+  s.block_rows = (w.block_rows + rows_per_group - 1) / rows_per_group;
   s.weight_bytes = static_cast<int64_t>(w.values.size() + w.cols.size() * sizeof(int32_t));
   s.threads = p.threads > 0 ? p.threads : default_num_threads();
   for_each_tile(
@@ -373,13 +389,27 @@ void run_quads(const SpmmS8Problem& p) {
       [&](uint64_t call_id, int64_t group, int64_t first, int64_t count) {
         return pack_quad_panels<S>(p, call_id, group, first, count);
       },
-      [&](const S8Panels& panels, int64_t tile, int64_t br) {
-        // Passes of RP rows, then of 2 and 1 for what is left (R < RP).
-        int row0 = 0;
-        for (; row0 + RP <= w.rows; row0 += RP) quad_tile<S, RP>(p, panels, tile * kTileTokens, br, row0);
-        if constexpr (RP > 2)
-          for (; row0 + 2 <= w.rows; row0 += 2) quad_tile<S, 2>(p, panels, tile * kTileTokens, br, row0);
-        for (; row0 < w.rows; ++row0) quad_tile<S, 1>(p, panels, tile * kTileTokens, br, row0);
+      [&](const S8Panels& panels, int64_t tile, int64_t row_group) {
+        alignas(64) float stage[16 * 4 * 16 >= S::L * kTileTokens ? 16 * 4 * 16 : S::L * kTileTokens];
+        const int64_t token0 = tile * kTileTokens;
+        const int64_t br_end = std::min(w.block_rows, (row_group + 1) * rows_per_group);
+        for (int64_t br = row_group * rows_per_group; br < br_end; ++br) {
+          float* rows = stage + (br - row_group * rows_per_group) * w.rows * kTileTokens;
+          // Passes of RP rows, then of 2 and 1 for what is left (R < RP).
+          int row0 = 0;
+          for (; row0 + RP <= w.rows; row0 += RP) quad_tile<S, RP>(p, panels, token0, br, row0, rows + row0 * kTileTokens);
+          if constexpr (RP > 2)
+            for (; row0 + 2 <= w.rows; row0 += 2) quad_tile<S, 2>(p, panels, token0, br, row0, rows + row0 * kTileTokens);
+          for (; row0 < w.rows; ++row0) quad_tile<S, 1>(p, panels, token0, br, row0, rows + row0 * kTileTokens);
+          if (p.output != S8Output::s32 && w.rows > S::L) {  // wider than a vector: S::L-channel pieces
+            for (int c = 0; c < w.rows && br * w.rows + c < w.n; c += S::L)
+              store_staged<S>(p, rows + c * kTileTokens, token0, br * w.rows + c,
+                              static_cast<int>(std::min<int64_t>(S::L, w.n - br * w.rows - c)));
+          }
+        }
+        if (p.output == S8Output::s32 || w.rows > S::L) return;
+        const int64_t c0 = row_group * rows_per_group * w.rows;
+        store_staged<S>(p, stage, token0, c0, static_cast<int>(std::min<int64_t>(w.n, br_end * w.rows) - c0));
       });
 }
 
