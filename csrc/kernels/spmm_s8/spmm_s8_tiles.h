@@ -346,6 +346,16 @@ void store_staged(const SpmmS8Problem& p, const float* stage, int64_t token0, in
   const int half = static_cast<int>(token0 % kS8PanelTokens) / kLanes;
   const int64_t panel_token0 = token0 - token0 % kS8PanelTokens;
   const Epilogue& e = p.epilogue;
+  if (channels == S::L && token0 + kLanes <= p.m && !e.residual && p.output == S8Output::f32) {
+    float* y = static_cast<float*>(p.y) + panel_token0 * p.ldy + c0;  // the common case, without checks
+    for (int v = 0; v < 4; ++v) {
+      typename F::V block[S::L];
+      for (int c = 0; c < S::L; ++c) block[c] = F::load(stage + c * kLanes + v * S::L);
+      F::transpose_square(block);
+      for (int i = 0; i < S::L; ++i) F::store(y + token_of_lane<S>(half * 4 + v, i) * p.ldy, block[i]);
+    }
+    return;
+  }
   for (int v = 0; v < 4; ++v) {
     typename F::V block[S::L];
     for (int c = 0; c < S::L; ++c) block[c] = c < channels ? F::load(stage + c * kLanes + v * S::L) : F::zero();
