@@ -3,7 +3,7 @@
 from ._version import __version__
 from ._native import core as _core
 from .linear import SparseLinear
-from .pruning import prune_weight
+from .pruning import PruneReport, prune, prune_torch, prune_weight
 
 
 def cpu_info() -> dict:
@@ -22,4 +22,4 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
-__all__ = ["__version__", "SparseLinear", "prune_weight", "cpu_info", "set_num_threads", "get_num_threads"]
+__all__ = ["__version__", "SparseLinear", "prune_weight", "prune", "prune_torch", "PruneReport", "cpu_info", "set_num_threads", "get_num_threads"]

@@ -1,4 +1,4 @@
-"""The `sparsecpu` command: info, demo, bench."""
+"""The `sparsecpu` command: info, demo, prune, bench."""
 
 from __future__ import annotations
 
@@ -131,6 +131,52 @@ def _erf_fp32(v):
     return np.sign(v) * (1.0 - poly * np.exp(-a * a))
 
 
+# ---- prune ------------------------------------------------------------------
+
+def cmd_prune(args) -> int:
+    import os
+
+    from sparsecpu.pruning import PruneError, prune
+    from sparsecpu.pruning.onnx_pruner import save_model
+
+    source, target = args.input, args.output
+    if os.path.exists(target):
+        if os.path.exists(source) and os.path.samefile(source, target):
+            raise CommandError(f"-o: {target}: is the input file; the input is never modified")
+        if not args.force:
+            raise CommandError(f"-o: {target}: already exists (use --force to replace it)")
+    calibration = args.calibration
+    if calibration is not None and not calibration.endswith(".npz"):
+        try:
+            calibration = int(calibration)
+        except ValueError:
+            raise CommandError(f"--calibration: '{calibration}': expected a number of samples or an .npz file") \
+                from None
+    try:
+        model, report = prune(source, args.pattern, args.sparsity, method=args.method, calibration=calibration,
+                              include=args.include, exclude=args.exclude, global_sparsity=args.global_sparsity,
+                              progress=not args.quiet)
+    except FileNotFoundError as exc:
+        raise CommandError(str(exc), EXIT_INPUT) from None
+    except PruneError as exc:
+        raise CommandError(str(exc), EXIT_USAGE if exc.usage else EXIT_INPUT) from None
+    except ValueError as exc:  # a pattern the parser refused
+        raise CommandError(f"--pattern: {exc}") from None
+    try:
+        import onnx
+
+        onnx.checker.check_model(model, full_check=False)
+        save_model(model, target)
+    except OSError as exc:
+        raise CommandError(f"{target}: {exc.strerror or exc}", EXIT_INPUT) from None
+    if not args.quiet:
+        print(report)
+        if report.fidelity is None:
+            print("fidelity: not measured (install onnxruntime to compare the outputs)")
+        print(f"wrote {target}")
+    return EXIT_OK
+
+
 # ---- bench ------------------------------------------------------------------
 
 def cmd_bench_gemm(args) -> int:
@@ -205,6 +251,24 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("--tokens", type=int, default=128, help="tokens in the batch (default 128)")
     demo.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
     demo.set_defaults(func=cmd_demo)
+
+    pr = sub.add_parser("prune", help="prune an ONNX model's linear layers into a kernel pattern")
+    pr.add_argument("input", help="ONNX model to read (never modified)")
+    pr.add_argument("-o", "--output", required=True, help="ONNX model to write")
+    pr.add_argument("--pattern", required=True,
+                    help="RxC blocks in (out, in) terms (4x1, 16x1, 1x4, ...), N:M (2:4), or unstructured")
+    pr.add_argument("--sparsity", type=float, default=None,
+                    help="share of weights zeroed per layer (RxC, unstructured); omit for N:M")
+    pr.add_argument("--method", default="magnitude", help="magnitude (default) or activation (needs onnxruntime)")
+    pr.add_argument("--calibration", default=None, metavar="N|FILE.npz",
+                    help="random-token samples to run (default 8) or an .npz of model inputs")
+    pr.add_argument("--include", metavar="REGEX", help="prune only weights whose initializer or node name matches")
+    pr.add_argument("--exclude", metavar="REGEX", help="leave dense weights whose initializer or node name matches")
+    pr.add_argument("--global", dest="global_sparsity", action="store_true",
+                    help="reach --sparsity over all pruned weights together instead of per layer")
+    pr.add_argument("--quiet", action="store_true", help="print nothing on success")
+    pr.add_argument("--force", action="store_true", help="replace the output file if it exists")
+    pr.set_defaults(func=cmd_prune)
 
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="KIND", parser_class=_Parser)

@@ -1,0 +1,55 @@
+#!/usr/bin/env python3
+"""Regenerates the small exported encoders in tests/data (committed, so test runs
+need neither torch nor transformers). Random weights from transformers configs,
+no model hub; exported with the TorchScript exporter, dynamic batch and sequence.
+
+    pip install torch==2.13.0 transformers && python tests/tools/export_test_models.py
+"""
+
+import os
+
+import torch
+from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel, RobertaConfig, RobertaModel
+
+HERE = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "data")
+
+# Widths that are not multiples of 16 or 64 on purpose.
+MODELS = {
+    "tiny_bert": (BertModel, BertConfig(vocab_size=320, hidden_size=96, num_hidden_layers=2, num_attention_heads=4,
+                                        intermediate_size=200, max_position_embeddings=64)),
+    "tiny_distilbert": (DistilBertModel, DistilBertConfig(vocab_size=320, dim=80, n_layers=2, n_heads=4,
+                                                          hidden_dim=176, max_position_embeddings=64)),
+    "tiny_roberta": (RobertaModel, RobertaConfig(vocab_size=320, hidden_size=96, num_hidden_layers=2,
+                                                 num_attention_heads=4, intermediate_size=200,
+                                                 max_position_embeddings=66)),
+}
+
+
+class LastHiddenState(torch.nn.Module):
+    def __init__(self, encoder):
+        super().__init__()
+        self.encoder = encoder
+
+    def forward(self, input_ids, attention_mask):
+        return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+
+def export(name, model_class, config):
+    torch.manual_seed(0)
+    model = LastHiddenState(model_class(config).eval()).eval()
+    ids = torch.randint(3, config.vocab_size, (2, 11))
+    mask = torch.ones_like(ids)
+    path = os.path.join(HERE, f"{name}.onnx")
+    torch.onnx.export(model, (ids, mask), path, input_names=["input_ids", "attention_mask"],
+                      output_names=["last_hidden_state"],
+                      dynamic_axes={"input_ids": {0: "batch", 1: "sequence"},
+                                    "attention_mask": {0: "batch", 1: "sequence"},
+                                    "last_hidden_state": {0: "batch", 1: "sequence"}},
+                      opset_version=17, dynamo=False)
+    print(path, os.path.getsize(path))
+
+
+if __name__ == "__main__":
+    os.makedirs(HERE, exist_ok=True)
+    for name, (model_class, config) in MODELS.items():
+        export(name, model_class, config)
