@@ -80,15 +80,40 @@ def test_activation_method_uses_calibration_statistics():
     assert report.fidelity is not None and 0.0 < report.fidelity <= 1.0 + 1e-9
 
 
-def test_pruned_model_runs_in_onnxruntime_and_matches_dense_on_unpruned_weights():
+@pytest.mark.parametrize("name", MODELS)
+def test_pruned_models_run_in_onnxruntime(name):
     ort = pytest.importorskip("onnxruntime")
-    model, report = sc.prune(path_of("tiny_roberta"), "4x1", 0.0)  # nothing zeroed
     ids = np.random.default_rng(0).integers(3, 300, (2, 9))
     feed = {"input_ids": ids, "attention_mask": np.ones_like(ids)}
-    dense = ort.InferenceSession(path_of("tiny_roberta")).run(None, feed)[0]
-    pruned = ort.InferenceSession(model.SerializeToString()).run(None, feed)[0]
-    np.testing.assert_allclose(pruned, dense, rtol=1e-5, atol=1e-5)
+    dense = ort.InferenceSession(path_of(name)).run(None, feed)[0]
+    unchanged, report = sc.prune(path_of(name), "4x1", 0.0)  # nothing zeroed: same outputs
+    np.testing.assert_allclose(ort.InferenceSession(unchanged.SerializeToString()).run(None, feed)[0], dense,
+                               rtol=1e-5, atol=1e-5)
     assert report.fidelity == pytest.approx(1.0, abs=1e-6)
+    pruned, report = sc.prune(path_of(name), "2:4")
+    out = ort.InferenceSession(pruned.SerializeToString()).run(None, feed)[0]
+    assert out.shape == dense.shape and np.isfinite(out).all() and not np.allclose(out, dense)
+    assert 0.0 < report.fidelity < 1.0
+
+
+def test_external_data_is_read_and_written(tmp_path, monkeypatch):
+    from sparsecpu.pruning import onnx_pruner
+
+    src = tmp_path / "external.onnx"
+    onnx.save_model(onnx.load(path_of("tiny_bert")), str(src), save_as_external_data=True,
+                    all_tensors_to_one_file=True, location="external.onnx.data", size_threshold=1024)
+    assert os.path.getsize(src) < 100_000  # the weights are in the .data file
+    monkeypatch.setattr(onnx_pruner, "EXTERNAL_DATA_THRESHOLD", 10_000)
+    out = tmp_path / "out" / "pruned.onnx"
+    out.parent.mkdir()
+    result = sparsecpu("prune", str(src), "-o", str(out), "--pattern", "4x1", "--sparsity", "0.5", "--quiet")
+    assert result.returncode == 0, result.stderr
+    model, report = sc.prune(str(src), "4x1", 0.5)
+    onnx_pruner.save_model(model, str(out))
+    assert (tmp_path / "out" / "pruned.onnx.data").exists()
+    reloaded = onnx.load(str(out))
+    assert {p.key for p in reloaded.metadata_props} >= {"sparsecpu.pattern", "sparsecpu.layers"}
+    assert abs(np.mean(pruned_matrices(reloaded)[report.layers[0]["initializer"]] == 0) - 0.5) < 0.02
 
 
 def test_global_sparsity_is_reached_over_all_layers():

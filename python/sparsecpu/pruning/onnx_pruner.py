@@ -294,6 +294,10 @@ def _fidelity(dense: onnx.ModelProto, pruned: onnx.ModelProto, inputs) -> Tuple[
     return float(cos.mean()), float(cos.min())
 
 
+# Weights past this many bytes go to an external data file (protobuf stops at 2 GB).
+EXTERNAL_DATA_THRESHOLD = 1_800_000_000
+
+
 def save_model(model: onnx.ModelProto, path: str) -> None:
     """Writes through a temporary file in the same folder and renames it, so a
     failure leaves nothing half-written. Models whose weights pass 2 GB (the
@@ -302,7 +306,7 @@ def save_model(model: onnx.ModelProto, path: str) -> None:
     tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
     weight_bytes = sum(len(init.raw_data) for init in model.graph.initializer)
     try:
-        if weight_bytes > 1_800_000_000:
+        if weight_bytes > EXTERNAL_DATA_THRESHOLD:
             onnx.save_model(model, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
                             location=os.path.basename(path) + ".data", size_threshold=1024)
         else:
