@@ -19,7 +19,8 @@ from typing import Dict, List, Optional, Tuple
 import onnx
 from onnx import numpy_helper
 
-MIN_WIDTH = 64
+from .policy import MIN_WIDTH
+
 _NORMALIZATIONS = {"LayerNormalization", "SkipLayerNormalization", "SimplifiedLayerNormalization",
                    "BatchNormalization", "InstanceNormalization", "GroupNormalization"}
 _PASS_THROUGH = {"Identity"}

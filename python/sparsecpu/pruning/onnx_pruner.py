@@ -13,18 +13,13 @@ from onnx import numpy_helper
 
 from ..patterns import parse_pattern
 from .onnx_graph import LinearWeight, find_linear_weights, weight_matrix
+from .policy import PruneError
 from .report import PruneReport
 from .weights import block_scores, prune_weight
 
 METHODS = ("magnitude", "activation")
 
 
-class PruneError(ValueError):
-    """A problem with the arguments (usage=True) or with the model, named in the message."""
-
-    def __init__(self, message: str, usage: bool = False):
-        super().__init__(message)
-        self.usage = usage
 
 
 def prune(model_or_path: Union[str, os.PathLike, onnx.ModelProto], pattern: str, sparsity: Optional[float] = None,

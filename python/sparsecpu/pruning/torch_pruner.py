@@ -7,7 +7,7 @@ from typing import Optional
 
 import numpy as np
 
-from .onnx_graph import MIN_WIDTH
+from .policy import MIN_WIDTH
 from .report import PruneReport
 from .weights import prune_weight
 
