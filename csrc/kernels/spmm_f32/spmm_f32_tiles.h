@@ -174,7 +174,8 @@ void run_channel_tiles(const SpmmF32Problem& p) {
 // ---- token tiles: R output channels x V vectors of S::L tokens -----------
 
 template <class S, int R, int V>
-void token_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token0, int tokens, int64_t br) {
+void token_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token0, int64_t br, float* stage,
+                int64_t stage_stride) {
   using Vec = typename S::V;
   constexpr int L = S::L;
   const BlockSparseMatrix& w = *p.w;
@@ -200,43 +201,89 @@ void token_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token
     }
   }
 
-  const Epilogue& e = p.epilogue;
-  const int64_t n0 = br * R;
-  const int rows = static_cast<int>(std::min<int64_t>(R, w.n - n0));
-  alignas(64) float out[R][V * L];  // see channel_tile: one unrolled store, then the epilogue
+  // Leave registers in one unrolled store (see channel_tile), then add the
+  // bias and activate in place: stage row r holds output channel br * R + r.
 #pragma GCC unroll 64
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 64
-    for (int v = 0; v < V; ++v) S::store(out[r] + v * L, acc[r][v]);
+    for (int v = 0; v < V; ++v) S::store(stage + r * stage_stride + v * L, acc[r][v]);
+  const Epilogue& e = p.epilogue;
+  const int64_t n0 = br * R;
+  const int rows = static_cast<int>(std::min<int64_t>(R, w.n - n0));
   for (int r = 0; r < rows; ++r) {
     const Vec bias = S::set1(e.bias ? e.bias[n0 + r] : 0.0f);
-    for (int v = 0; v < V; ++v)
-      S::store(out[r] + v * L, activate<S>(S::add(S::load(out[r] + v * L), bias), e.activation));
+    float* row = stage + r * stage_stride;
+    for (int v = 0; v < V; ++v) S::store(row + v * L, activate<S>(S::add(S::load(row + v * L), bias), e.activation));
   }
-  for (int t = 0; t < tokens; ++t) {
-    float* y = p.y + (token0 + t) * p.ldy + n0;
-    const float* res = e.residual ? e.residual + (token0 + t) * e.ld_residual + n0 : nullptr;
-    for (int r = 0; r < rows; ++r) y[r] = res ? out[r][t] + res[r] : out[r][t];
+}
+
+// Stage rows (channels [c0, c0 + channels), channels <= S::L) of `tokens`
+// tokens from token0 -> rows of y, S::L tokens at a time through an
+// in-register transpose, so each token's channels leave in one store.
+template <class S>
+void store_staged_channels(const SpmmF32Problem& p, const float* stage, int64_t stage_stride, int64_t token0,
+                           int tokens, int64_t c0, int channels) {
+  using Vec = typename S::V;
+  constexpr int L = S::L;
+  const Epilogue& e = p.epilogue;
+  for (int t0 = 0; t0 < tokens; t0 += L) {
+    Vec block[L];
+    for (int c = 0; c < L; ++c) block[c] = c < channels ? S::load(stage + c * stage_stride + t0) : S::zero();
+    S::transpose_square(block);  // block[i]: the channels of token t0 + i
+    const int count = std::min(L, tokens - t0);
+    for (int i = 0; i < count; ++i) {
+      const int64_t token = token0 + t0 + i;
+      Vec out = block[i];
+      if (e.residual) out = S::add(out, S::load_partial(e.residual + token * e.ld_residual + c0, channels));
+      S::store_partial(p.y + token * p.ldy + c0, out, channels);
+    }
   }
 }
 
 template <class S, int R, int... Vs>
 constexpr auto token_tile_table(std::integer_sequence<int, Vs...>) {
-  using Fn = void (*)(const SpmmF32Problem&, const PanelRange&, int64_t, int, int64_t);
+  using Fn = void (*)(const SpmmF32Problem&, const PanelRange&, int64_t, int64_t, float*, int64_t);
   return std::array<Fn, sizeof...(Vs)>{&token_tile<S, R, Vs + 1>...};
 }
 
-// MaxV vectors of tokens per tile; the last tile of a call uses fewer.
+// MaxV vectors of tokens per tile; the last tile of a call uses fewer. The
+// schedule's unit is a group of block rows covering S::L channels, staged
+// and stored as whole rows of y.
 template <class S, int R, int MaxV>
 void run_token_tiles(const SpmmF32Problem& p) {
+  static_assert(R <= S::L, "token tiles cover at most one vector of channels");
   if (p.w->n == 0) return;
-  constexpr int64_t tile_tokens = static_cast<int64_t>(MaxV) * S::L;
+  constexpr int kTileTokens = MaxV * S::L;
+  constexpr int kRowsPerGroup = S::L / R;
   static constexpr auto table = token_tile_table<S, R>(std::make_integer_sequence<int, MaxV>{});
-  for_each_tile<S>(p, tile_tokens, [&](const PanelRange& panels, int64_t tile, int64_t br) {
-    const int64_t token0 = tile * tile_tokens;
-    const int tokens = static_cast<int>(std::min<int64_t>(tile_tokens, p.m - token0));
-    table[(tokens + S::L - 1) / S::L - 1](p, panels, token0, tokens, br);
-  });
+  const BlockSparseMatrix& w = *p.w;
+  const int64_t k_pad = padded_k(w);
+  TileSchedule s;
+  s.tokens = p.m;
+  s.tokens_per_tile = kTileTokens;
+  s.tokens_per_panel = kPanelTokens;
+  s.panel_bytes = k_pad * kPanelTokens * static_cast<int64_t>(sizeof(float));
+  s.block_rows = (w.block_rows + kRowsPerGroup - 1) / kRowsPerGroup;
+  s.weight_bytes = static_cast<int64_t>(w.values.size() * sizeof(float));
+  s.threads = p.threads > 0 ? p.threads : default_num_threads();
+  for_each_tile(
+      s,
+      [&](uint64_t call_id, int64_t group, int64_t first, int64_t count) {
+        return pack_panels<S>(p, call_id, group, first, count, k_pad);
+      },
+      [&](const PanelRange& panels, int64_t tile, int64_t row_group) {
+        alignas(64) float stage[S::L * kTileTokens];
+        const int64_t token0 = tile * kTileTokens;
+        const int tokens = static_cast<int>(std::min<int64_t>(kTileTokens, p.m - token0));
+        const int64_t br0 = row_group * kRowsPerGroup;
+        const int64_t br_end = std::min(w.block_rows, br0 + kRowsPerGroup);
+        for (int64_t br = br0; br < br_end; ++br)
+          table[(tokens + S::L - 1) / S::L - 1](p, panels, token0, br, stage + (br - br0) * R * kTileTokens,
+                                                kTileTokens);
+        const int64_t c0 = br0 * R;
+        store_staged_channels<S>(p, stage, kTileTokens, token0, tokens, c0,
+                                 static_cast<int>(std::min<int64_t>(w.n, br_end * R) - c0));
+      });
 }
 
 }  // namespace
