@@ -180,3 +180,18 @@ def test_int8_argument_errors():
     w[3, 2] = np.inf
     with pytest.raises(ValueError, match="row 3 column 2"):
         sc.SparseLinear(w, pattern="4x1", dtype="int8")
+
+
+def test_concurrent_int8_calls_match_serial():
+    from concurrent.futures import ThreadPoolExecutor
+
+    rng = seeded("concurrent")
+    w = sc.prune_weight(rng.standard_normal((96, 130)).astype(np.float32), "4x1", 0.7)
+    inputs = [rng.standard_normal((int(rng.integers(1, 150)), 130)).astype(np.float32) for _ in range(48)]
+    for pattern in ["4x1", "dense"]:
+        lin = sc.SparseLinear(w, pattern=pattern, dtype="int8", activation="gelu")
+        serial = [lin(x) for x in inputs]
+        with ThreadPoolExecutor(max_workers=6) as pool:
+            parallel = list(pool.map(lin, inputs))
+        for s, p in zip(serial, parallel):
+            np.testing.assert_array_equal(s, p)
