@@ -253,11 +253,17 @@ template <class S, int R, int MaxV>
 void run_token_tiles(const SpmmF32Problem& p) {
   static_assert(R <= S::L, "token tiles cover at most one vector of channels");
   if (p.w->n == 0) return;
-  constexpr int kTileTokens = MaxV * S::L;
   constexpr int kRowsPerGroup = S::L / R;
   static constexpr auto table = token_tile_table<S, R>(std::make_integer_sequence<int, MaxV>{});
   const BlockSparseMatrix& w = *p.w;
   const int64_t k_pad = padded_k(w);
+  // Fewer token vectors when K is long, so one tile's activations stay in L2:
+  // every weight reloads them, and with few rows per block there is little
+  // reuse to hide a miss.
+  constexpr int64_t kTilePanelBudgetBytes = 512 << 10;
+  const int64_t vector_bytes = std::max<int64_t>(1, S::L * k_pad * static_cast<int64_t>(sizeof(float)));
+  const int vectors = static_cast<int>(std::clamp<int64_t>(kTilePanelBudgetBytes / vector_bytes, 1, MaxV));
+  const int kTileTokens = vectors * S::L;
   TileSchedule s;
   s.tokens = p.m;
   s.tokens_per_tile = kTileTokens;
@@ -272,7 +278,7 @@ void run_token_tiles(const SpmmF32Problem& p) {
         return pack_panels<S>(p, call_id, group, first, count, k_pad);
       },
       [&](const PanelRange& panels, int64_t tile, int64_t row_group) {
-        alignas(64) float stage[S::L * kTileTokens];
+        alignas(64) float stage[S::L * MaxV * S::L];  // up to MaxV vectors of tokens per channel
         const int64_t token0 = tile * kTileTokens;
         const int tokens = static_cast<int>(std::min<int64_t>(kTileTokens, p.m - token0));
         const int64_t br0 = row_group * kRowsPerGroup;
