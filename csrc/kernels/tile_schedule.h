@@ -50,8 +50,8 @@ struct PanelCache {
 // where panels = pack(call_id, group, first_panel, panel_count).
 // Token tiles are grouped so a group's panels stay in L2 (1 MiB) and, when
 // there are enough tokens, every thread has its own groups (packing is then
-// never repeated); block rows are split in chunks only to give idle threads
-// work. Tasks are chunk-major, so a thread tends to keep its group. Within a
+// never repeated); block rows are split in chunks only when there are fewer
+// groups than threads. Tasks are chunk-major, so a thread tends to keep its group. Within a
 // task, block rows go in slices whose weights stay in L2 (512 KiB) while every
 // tile of the group passes over them.
 template <class PackFn, class TileFn>
@@ -64,7 +64,9 @@ void for_each_tile(const TileSchedule& s, const PackFn& pack, const TileFn& tile
   const int64_t groups = std::max((token_tiles + max_tiles_per_group - 1) / max_tiles_per_group,
                                   std::min<int64_t>(s.threads, token_tiles));
   const int64_t tiles_per_group = (token_tiles + groups - 1) / groups;
-  const int64_t wanted_tasks = s.threads > 1 ? 2 * s.threads : 1;
+  // One task per thread when there are enough token groups: more, smaller
+  // tasks (split over block rows) measured 5-20% slower at 2 threads.
+  const int64_t wanted_tasks = s.threads;
   const int64_t chunks = std::clamp<int64_t>((wanted_tasks + groups - 1) / groups, 1, s.block_rows);
   const int64_t rows_per_chunk = (s.block_rows + chunks - 1) / chunks;
   constexpr int64_t kWeightBudgetBytes = 512 << 10;

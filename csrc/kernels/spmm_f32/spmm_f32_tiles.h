@@ -262,7 +262,12 @@ void run_token_tiles(const SpmmF32Problem& p) {
   // reuse to hide a miss.
   constexpr int64_t kTilePanelBudgetBytes = 512 << 10;
   const int64_t vector_bytes = std::max<int64_t>(1, S::L * k_pad * static_cast<int64_t>(sizeof(float)));
-  const int vectors = static_cast<int>(std::clamp<int64_t>(kTilePanelBudgetBytes / vector_bytes, 1, MaxV));
+  // ... and no more than an even share of the tokens per thread, so threads get equal tiles.
+  const int threads = p.threads > 0 ? p.threads : default_num_threads();
+  const int64_t token_vectors = (p.m + S::L - 1) / S::L;
+  const int64_t fair_share = (token_vectors + threads - 1) / threads;
+  const int vectors = static_cast<int>(
+      std::clamp<int64_t>(std::min(kTilePanelBudgetBytes / vector_bytes, fair_share), 1, MaxV));
   const int kTileTokens = vectors * S::L;
   TileSchedule s;
   s.tokens = p.m;
@@ -271,7 +276,7 @@ void run_token_tiles(const SpmmF32Problem& p) {
   s.panel_bytes = k_pad * kPanelTokens * static_cast<int64_t>(sizeof(float));
   s.block_rows = (w.block_rows + kRowsPerGroup - 1) / kRowsPerGroup;
   s.weight_bytes = static_cast<int64_t>(w.values.size() * sizeof(float));
-  s.threads = p.threads > 0 ? p.threads : default_num_threads();
+  s.threads = threads;
   for_each_tile(
       s,
       [&](uint64_t call_id, int64_t group, int64_t first, int64_t count) {
