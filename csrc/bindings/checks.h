@@ -23,7 +23,7 @@ inline void require(bool ok, const std::string& message) {
 template <class Residual>
 void check_input(const pybind11::array& x, int64_t in_features, const Residual& residual, int64_t out_features) {
   require(x.ndim() == 2 && x.shape(1) == in_features,
-          "input must have shape (tokens, " + std::to_string(in_features) + "), got " + shape_text(x));
+          "input must have shape (..., " + std::to_string(in_features) + "), got " + shape_text(x));
   if (residual) {
     require(residual->ndim() == 2 && residual->shape(0) == x.shape(0) && residual->shape(1) == out_features,
             "residual must have shape (" + std::to_string(x.shape(0)) + ", " + std::to_string(out_features) +

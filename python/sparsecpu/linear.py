@@ -76,6 +76,9 @@ class SparseLinear:
     def __call__(self, x, residual=None, out_scale=None) -> np.ndarray:
         """float32 (..., out_features); with dtype "int8" and ``out_scale``, the result
         requantized to int8 as round(y / out_scale), saturated, for chaining int8 layers."""
+        if (residual is None and out_scale is None and type(x) is np.ndarray and x.dtype == np.float32
+                and x.ndim == 2 and x.flags.c_contiguous):
+            return self._impl.forward(x, None, 0)  # the common case, checked again in C++
         arr = _float_array(x, "input")
         if arr.ndim == 0 or arr.shape[-1] != self.in_features:
             raise ValueError(f"input must have shape (..., {self.in_features}), got {arr.shape}")
