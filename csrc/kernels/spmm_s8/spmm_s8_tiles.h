@@ -107,10 +107,39 @@ S8Rows quantize_rows(const SpmmS8Problem& p, uint64_t call_id, int64_t group, in
   return S8Rows{rows.data.data(), p.x_u8 ? nullptr : quant.data.data(), first, ld};
 }
 
+// The last step of every float epilogue: y[token][c0 .. c0 + lanes) = v +
+// residual, stored as float or requantized to int8.
+template <class S>
+void store_output_row(const SpmmS8Problem& p, typename S::F::V v, int64_t token, int64_t c0, int lanes) {
+  using F = typename S::F;
+  const Epilogue& e = p.epilogue;
+  if (e.residual) v = F::add(v, F::load_partial(e.residual + token * e.ld_residual + c0, lanes));
+  if (p.output == S8Output::f32) {
+    F::store_partial(static_cast<float*>(p.y) + token * p.ldy + c0, v, lanes);
+    return;
+  }
+  alignas(64) float tmp[F::L];
+  F::store(tmp, v);
+  int8_t* y = static_cast<int8_t*>(p.y) + token * p.ldy + c0;
+  for (int i = 0; i < lanes; ++i) y[i] = requantize_ref(tmp[i], p.out_scale);
+}
+
+// Per-channel epilogue operands of S::L consecutive channels, loaded once per tile.
+template <class S>
+struct ChannelEpilogue {
+  typename S::V row_sum;
+  typename S::F::V scale, bias;
+
+  ChannelEpilogue(const SpmmS8Problem& p, int64_t c0, int lanes)
+      : row_sum(S::load_partial32(p.w_row_sum + c0, lanes)),
+        scale(S::F::load_partial(p.w_scale + c0, lanes)),
+        bias(p.epilogue.bias ? S::F::load_partial(p.epilogue.bias + c0, lanes) : S::F::zero()) {}
+};
+
 // Stores one vector of L consecutive channels of one token, with the epilogue.
 template <class S>
 void store_channels(const SpmmS8Problem& p, typename S::V acc, int64_t token, const TokenQuantization& t,
-                    int64_t c0, int lanes) {
+                    const ChannelEpilogue<S>& ch, int64_t c0, int lanes) {
   using F = typename S::F;
   if (p.output == S8Output::s32) {
     alignas(64) int32_t tmp[S::L];
@@ -118,21 +147,9 @@ void store_channels(const SpmmS8Problem& p, typename S::V acc, int64_t token, co
     std::memcpy(static_cast<int32_t*>(p.y) + token * p.ldy + c0, tmp, sizeof(int32_t) * lanes);
     return;
   }
-  const typename S::V row_sum = S::load_partial32(p.w_row_sum + c0, lanes);
-  typename F::V v = S::to_float(S::sub32(acc, S::mul32(S::set1_32(t.zero_point), row_sum)));
-  v = F::mul(v, F::mul(F::set1(t.scale), F::load_partial(p.w_scale + c0, lanes)));
-  const Epilogue& e = p.epilogue;
-  if (e.bias) v = F::add(v, F::load_partial(e.bias + c0, lanes));
-  v = activate<F>(v, e.activation);
-  if (e.residual) v = F::add(v, F::load_partial(e.residual + token * e.ld_residual + c0, lanes));
-  if (p.output == S8Output::f32) {
-    F::store_partial(static_cast<float*>(p.y) + token * p.ldy + c0, v, lanes);
-  } else {
-    alignas(64) float tmp[F::L];
-    F::store(tmp, v);
-    int8_t* y = static_cast<int8_t*>(p.y) + token * p.ldy + c0;
-    for (int i = 0; i < lanes; ++i) y[i] = requantize_ref(tmp[i], p.out_scale);
-  }
+  typename F::V v = S::to_float(S::sub32(acc, S::mul32(S::set1_32(t.zero_point), ch.row_sum)));
+  v = F::fma(v, F::mul(F::set1(t.scale), ch.scale), ch.bias);
+  store_output_row<S>(p, activate<F>(v, p.epilogue.activation), token, c0, lanes);
 }
 
 // WV vectors (of S::L channels) x T tokens. A channel block of 16 holds
@@ -169,8 +186,10 @@ void dense_tile(const SpmmS8Problem& p, const S8Rows& rows, int64_t token0, int 
     const int64_t c0 = cb0 * 16 + v * S::L;
     const int lanes = static_cast<int>(std::clamp<int64_t>(w.n - c0, 0, S::L));
     if (lanes == 0) break;
+    const ChannelEpilogue<S> channel(p, c0, lanes);
     for (int t = 0; t < tokens; ++t)
-      store_channels<S>(p, S::load(sums[v][t]), token0 + t, rows.quant ? rows.q(token0 + t) : unit, c0, lanes);
+      store_channels<S>(p, S::load(sums[v][t]), token0 + t, rows.quant ? rows.q(token0 + t) : unit, channel, c0,
+                        lanes);
   }
 }
 
@@ -363,16 +382,7 @@ void store_staged(const SpmmS8Problem& p, const float* stage, int64_t token0, in
     for (int i = 0; i < S::L; ++i) {
       const int64_t token = panel_token0 + token_of_lane<S>(half * 4 + v, i);
       if (token >= p.m) continue;
-      typename F::V out = block[i];
-      if (e.residual) out = F::add(out, F::load_partial(e.residual + token * e.ld_residual + c0, channels));
-      if (p.output == S8Output::f32) {
-        F::store_partial(static_cast<float*>(p.y) + token * p.ldy + c0, out, channels);
-      } else {
-        alignas(64) float tmp[S::L];
-        F::store(tmp, out);
-        int8_t* y = static_cast<int8_t*>(p.y) + token * p.ldy + c0;
-        for (int c = 0; c < channels; ++c) y[c] = requantize_ref(tmp[c], p.out_scale);
-      }
+      store_output_row<S>(p, block[i], token, c0, channels);
     }
   }
 }
