@@ -84,14 +84,13 @@ def prune(model_or_path: Union[str, os.PathLike, onnx.ModelProto], pattern: str,
         raise PruneError("no prunable weights: no constant 2-D MatMul/Gemm weight matched"
                          + ("" if not report.skipped else f" ({len(report.skipped)} left dense; see --include)"))
 
-    inputs = None
-    needs_runtime = method == "activation"
-    if needs_runtime or _has_onnxruntime():
-        inputs = _calibration_inputs(model, calibration)
+    have_runtime = _has_onnxruntime()
+    inputs = _calibration_inputs(model, calibration) if have_runtime or method == "activation" else None
     scores: Dict[str, np.ndarray] = {}
     matrices = {w.initializer: weight_matrix(model, w, base_dir) for w in chosen}
+    dense_output = None
     if method == "activation":
-        norms = _input_feature_norms(model, chosen, inputs, progress)
+        norms, dense_output = _input_feature_norms(model, chosen, inputs)
         for w in chosen:
             scores[w.initializer] = np.abs(matrices[w.initializer]) * norms[w.initializer][None, :]
 
@@ -117,8 +116,8 @@ def prune(model_or_path: Union[str, os.PathLike, onnx.ModelProto], pattern: str,
     for key, value in meta.items():
         result.metadata_props.add(key=key, value=value)
 
-    if inputs is not None and _has_onnxruntime():
-        report.fidelity, report.fidelity_min = _fidelity(model, result, inputs)
+    if have_runtime:
+        report.fidelity, report.fidelity_min = _fidelity(model, result, inputs, dense_output)
     return result, report
 
 
@@ -248,25 +247,27 @@ def _calibration_inputs(model: onnx.ModelProto, calibration) -> Dict[str, np.nda
     return inputs
 
 
-def _input_feature_norms(model, chosen, inputs, progress) -> Dict[str, np.ndarray]:
-    """L2 norm of every input feature of every chosen layer over all calibration tokens."""
+def _input_feature_norms(model, chosen, inputs) -> Tuple[Dict[str, np.ndarray], np.ndarray]:
+    """L2 norm of every input feature of every chosen layer over all calibration
+    tokens, and the model's first output on those inputs (for the fidelity)."""
     if not _has_onnxruntime():
         raise PruneError("--method activation: needs onnxruntime to run the model on calibration inputs "
                          "(pip install onnxruntime)", usage=True)
     probe = onnx.ModelProto()
     probe.CopyFrom(model)
-    wanted = sorted({t for w in chosen for t in w.inputs})
+    first_output = model.graph.output[0].name
+    wanted = sorted({t for w in chosen for t in w.inputs} - {first_output})
     existing = {o.name for o in probe.graph.output}
     for name in wanted:
         if name not in existing:
             probe.graph.output.add(name=name)
     try:
         session = _session(probe)
-        outputs = session.run(wanted, inputs)
+        dense_output, *outputs = session.run([first_output] + wanted, inputs)
     except Exception as exc:
         raise PruneError(f"--calibration: onnxruntime could not run the model on the calibration inputs: "
                          f"{str(exc)[:300]}") from None
-    values = dict(zip(wanted, outputs))
+    values = dict(zip(wanted, outputs), **{first_output: dense_output})
     norms = {}
     for w in chosen:
         total = np.zeros(w.shape[1], np.float64)
@@ -274,12 +275,13 @@ def _input_feature_norms(model, chosen, inputs, progress) -> Dict[str, np.ndarra
             x = np.asarray(values[name], np.float64).reshape(-1, w.shape[1])
             total += np.square(x).sum(axis=0)
         norms[w.initializer] = np.sqrt(total)
-    return norms
+    return norms, dense_output
 
 
-def _fidelity(dense: onnx.ModelProto, pruned: onnx.ModelProto, inputs) -> Tuple[Optional[float], Optional[float]]:
+def _fidelity(dense: onnx.ModelProto, pruned: onnx.ModelProto, inputs,
+              dense_output=None) -> Tuple[Optional[float], Optional[float]]:
     try:
-        a = _session(dense).run(None, inputs)[0]
+        a = dense_output if dense_output is not None else _session(dense).run(None, inputs)[0]
         b = _session(pruned).run(None, inputs)[0]
     except Exception:
         return None, None
