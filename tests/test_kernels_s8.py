@@ -10,6 +10,7 @@ import sparsecpu as sc
 from sparsecpu import _core
 
 from conftest import isa_rank, kernel_isa
+from reference import linear_reference
 
 pytestmark = pytest.mark.kernels
 
@@ -100,13 +101,7 @@ def test_float_path_within_quantization_bound(pattern, activation):
     x = (rng.standard_normal((m, k)) * rng.uniform(0.1, 5, (m, 1))).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
     residual = rng.standard_normal((m, n)).astype(np.float32)
-    exact_y = x.astype(np.float64) @ w.astype(np.float64).T + bias
-    if activation == "gelu":
-        import math
-        exact_y = 0.5 * exact_y * (1 + np.vectorize(math.erf)(exact_y / math.sqrt(2)))
-    elif activation == "relu":
-        exact_y = np.maximum(exact_y, 0)
-    exact_y += residual
+    exact_y, _ = linear_reference(x, w, bias, activation, residual)
     bound = quantization_bound(x, w, activation)
     for kernel in KERNELS:
         if kernel.dense != (pattern == "dense"):

@@ -117,7 +117,7 @@ def cmd_demo(args) -> int:
     print(f"  speedup: {t_np / t_sparse:.1f}x over numpy dense, {t_dense / t_sparse:.1f}x over our dense "
           "(medians of 5 rounds; a shared machine adds noise)")
     if not ok:
-        raise CommandError("sparse and dense results disagree", EXIT_INPUT)
+        raise CommandError("demo: the sparse result disagrees with the float64 reference", EXIT_INPUT)
     return EXIT_OK
 
 
