@@ -11,12 +11,6 @@ bool valid_block_side(int v) { return v == 1 || v == 2 || v == 4 || v == 8 || v 
 
 }  // namespace
 
-int64_t BlockSparseMatrix::nnz() const {
-  int64_t count = 0;
-  for (size_t i = 0; i < values.size(); ++i) count += values[i] != 0.0f;
-  return count;
-}
-
 size_t BlockSparseMatrix::packed_bytes() const {
   return values.size() * sizeof(float) + row_ptr.size() * sizeof(int64_t) +
          (dense ? 0 : col_start.size() * sizeof(int32_t));

@@ -34,7 +34,6 @@ struct BlockSparseMatrix {
   AlignedBuffer<float> values;
 
   int64_t stored_blocks() const { return row_ptr.empty() ? 0 : row_ptr.back(); }
-  int64_t nnz() const;  // nonzeros actually stored (zeros inside kept blocks excluded)
   size_t packed_bytes() const;
 };
 

@@ -34,7 +34,6 @@ struct QuadPackedS8 {
   std::vector<int64_t> row_ptr;       // quads of block row i: [row_ptr[i], row_ptr[i+1])
   std::vector<int32_t> cols;          // 4 per quad
   AlignedBuffer<int8_t> values;       // per quad, R dwords: values[(q * R + r) * 4 + slot]
-  int64_t quads() const { return row_ptr.empty() ? 0 : row_ptr.back(); }
   size_t packed_bytes() const;
 };
 
