@@ -107,13 +107,13 @@ def test_empty_isa_means_unset(cpu):
 
 @pytest.mark.parametrize("level", ISA_ORDER)
 def test_kernel_suite_under_forced_isa(level, cpu):
-    """Reruns every kernel test (marker `kernels`, fp32 and int8) with SPARSECPU_ISA capped at `level`."""
+    """Reruns every kernel test (marker `kernels`: fp32, int8, encoder ops, tiny models) with SPARSECPU_ISA capped at `level`."""
     if level not in cpu["isa_available"]:
         pytest.skip(f"this CPU lacks {level}")
     if level == cpu["isa"] and not os.environ.get("SPARSECPU_ISA"):
         pytest.skip("the native level already ran in this process")
     here = os.path.dirname(__file__)
-    files = [os.path.join(here, name) for name in ("test_kernels.py", "test_kernels_s8.py")]
+    files = [os.path.join(here, name) for name in ("test_kernels.py", "test_kernels_s8.py", "test_encoder_ops.py", "test_compile.py")]
     out = run_python(
         "import sys, pytest; sys.exit(pytest.main(['-q', '-m', 'kernels', '-p', 'no:cacheprovider', "
         f"*{files!r}]))",

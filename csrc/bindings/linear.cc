@@ -37,7 +37,7 @@ void bind_linear(py::module_& m) {
     return out;
   }, "The fp32 kernel registry, highest ISA level first.");
 
-  py::class_<LinearF32>(m, "LinearF32")
+  py::class_<LinearF32, std::shared_ptr<LinearF32>>(m, "LinearF32")
       .def(py::init([](FloatArray w, std::optional<FloatArray> bias, int block_rows, int block_cols, bool dense,
                        const std::string& activation, const std::string& kernel) {
              require(w.ndim() == 2, "weight must be 2-D (out_features, in_features), got shape " + shape_text(w));

@@ -38,7 +38,7 @@ void bind_linear_s8(py::module_& m) {
     return out;
   }, "The int8 kernel registry, highest ISA level first.");
 
-  py::class_<LinearS8>(m, "LinearS8")
+  py::class_<LinearS8, std::shared_ptr<LinearS8>>(m, "LinearS8")
       .def(py::init([](FloatArray w, std::optional<FloatArray> bias, int block_rows, int block_cols, bool dense,
                        const std::string& activation, const std::string& kernel) {
              check_weight(w, bias);

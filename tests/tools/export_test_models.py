@@ -2,11 +2,15 @@
 """Regenerates the small exported encoders in tests/data (committed, so test runs
 need neither torch nor transformers). Random weights from transformers configs,
 no model hub; exported with the TorchScript exporter, dynamic batch and sequence.
+Each model is also saved as a Hugging Face directory (config.json +
+model.safetensors) with the same weights, so the directory frontend is checked
+against onnxruntime running the exporter's file.
 
     pip install torch==2.13.0 transformers && python tests/tools/export_test_models.py
 """
 
 import os
+import shutil
 
 import torch
 from transformers import BertConfig, BertModel, DistilBertConfig, DistilBertModel, RobertaConfig, RobertaModel
@@ -47,6 +51,13 @@ def export(name, model_class, config):
                                     "last_hidden_state": {0: "batch", 1: "sequence"}},
                       opset_version=17, dynamo=False)
     print(path, os.path.getsize(path))
+    directory = os.path.join(HERE, name)
+    shutil.rmtree(directory, ignore_errors=True)
+    model.encoder.save_pretrained(directory, safe_serialization=True)
+    for file in os.listdir(directory):
+        if file not in ("config.json", "model.safetensors"):
+            os.remove(os.path.join(directory, file))
+    print(directory, sorted(os.listdir(directory)))
 
 
 if __name__ == "__main__":

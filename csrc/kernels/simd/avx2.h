@@ -78,6 +78,12 @@ struct Avx2F32 {
   static bool any(V a) { return !_mm256_testz_ps(a, a); }
   static void transpose_square(V* r) { transpose8x8(r); }
   static V abs(V a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
+  static V round(V a) { return _mm256_round_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // x * 2^n for integral n with |n| < 127.
+  static V scale_pow2(V x, V n) {
+    const __m256i biased = _mm256_add_epi32(_mm256_cvtps_epi32(n), _mm256_set1_epi32(127));
+    return _mm256_mul_ps(x, _mm256_castsi256_ps(_mm256_slli_epi32(biased, 23)));
+  }
   static V copysign(V magnitude, V sign) {
     const V sign_bit = _mm256_set1_ps(-0.0f);
     return _mm256_or_ps(_mm256_andnot_ps(sign_bit, magnitude), _mm256_and_ps(sign_bit, sign));

@@ -67,6 +67,9 @@ struct Avx512F32 {
   static bool any(V a) { return _mm512_test_epi32_mask(_mm512_castps_si512(a), _mm512_castps_si512(a)) != 0; }
   static void transpose_square(V* r) { transpose16x16(r); }
   static V abs(V a) { return _mm512_abs_ps(a); }
+  static V round(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
+  // x * 2^n for integral n with |n| < 127.
+  static V scale_pow2(V x, V n) { return _mm512_scalef_ps(x, n); }
   static V copysign(V magnitude, V sign) {
     const V sign_bit = _mm512_set1_ps(-0.0f);
     return _mm512_or_ps(_mm512_andnot_ps(sign_bit, magnitude), _mm512_and_ps(sign_bit, sign));

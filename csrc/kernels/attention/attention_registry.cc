@@ -1,0 +1,33 @@
+#include "kernels/attention/attention.h"
+#include "kernels/registry.h"
+
+namespace sparsecpu {
+
+const std::vector<AttentionKernel>& attention_kernels() {
+  static const std::vector<AttentionKernel> kernels = {
+      {"attention_avx512", Isa::avx512, attention_avx512},
+      {"attention_avx2", Isa::avx2, attention_avx2},
+      {"attention_ref", Isa::ref, attention_ref},
+  };
+  return kernels;
+}
+
+const AttentionKernel& select_attention_kernel() {
+  return best_usable_kernel(attention_kernels(), [](const AttentionKernel&) { return true; });
+}
+
+const AttentionKernel& attention_kernel_by_name(const std::string& name) {
+  return kernel_by_name(attention_kernels(), name);
+}
+
+bool attended_keys(const AttentionProblem& p, int64_t b, std::vector<int32_t>& keys) {
+  keys.clear();
+  const int32_t* mask = p.key_mask ? p.key_mask + b * p.seq : nullptr;
+  for (int64_t s = 0; s < p.seq; ++s)
+    if (!mask || mask[s] != 0) keys.push_back(static_cast<int32_t>(s));
+  if (!keys.empty()) return false;
+  for (int64_t s = 0; s < p.seq; ++s) keys.push_back(static_cast<int32_t>(s));
+  return true;
+}
+
+}  // namespace sparsecpu

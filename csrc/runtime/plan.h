@@ -1,0 +1,90 @@
+// A compiled encoder: embeddings followed by a list of ops over a buffer
+// arena, run entirely in C++.
+//
+// Every buffer holds one row per token (batch · seq rows) of a fixed width;
+// the compiler assigns buffers to values and reuses them once a value is
+// dead. The arena grows to the largest call seen and is reused. Calls on one
+// Plan serialize (the arena is shared); separate Plans run concurrently.
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "formats/aligned_buffer.h"
+#include "kernels/attention/attention.h"
+#include "kernels/layernorm/layernorm.h"
+#include "runtime/embedding.h"
+#include "runtime/linear_f32.h"
+#include "runtime/linear_s8.h"
+
+namespace sparsecpu {
+
+enum class OpKind : int { embedding = 0, linear, attention, layernorm };
+
+struct PlanOp {
+  OpKind kind = OpKind::linear;
+  std::string name;
+  int input = -1, output = -1, residual = -1;  // buffer ids
+  std::shared_ptr<const LinearF32> linear_f32;
+  std::shared_ptr<const LinearS8> linear_s8;
+  // attention
+  int64_t heads = 0, head_dim = 0, q_offset = 0, k_offset = 0, v_offset = 0;
+  float scale = 1.0f;
+  // layernorm
+  std::vector<float> gamma, beta;
+  float eps = 0.0f;
+  // statistics since the last reset
+  double seconds = 0.0;
+  int64_t calls = 0;
+  std::vector<double> input_square_sums;  // linear ops, while collecting
+};
+
+class Plan {
+ public:
+  int add_buffer(int64_t width);
+  void set_embedding(EmbeddingTables tables, int output);
+  void add_linear(const std::string& name, std::shared_ptr<const LinearF32> linear, int input, int output,
+                  int residual);
+  void add_linear(const std::string& name, std::shared_ptr<const LinearS8> linear, int input, int output,
+                  int residual);
+  void add_attention(const std::string& name, int qkv, int64_t q_offset, int64_t k_offset, int64_t v_offset,
+                     int64_t heads, int64_t head_dim, float scale, int output);
+  void add_layernorm(const std::string& name, int input, int output, std::vector<float> gamma,
+                     std::vector<float> beta, float eps);
+  void set_output(int buffer);
+
+  // ids, token_types: (batch, seq) int64, token_types may be null (all 0);
+  // key_mask: (batch, seq), nonzero = attend, may be null. out: (batch · seq, output width).
+  void run(const int64_t* ids, const int64_t* token_types, const int32_t* key_mask, int64_t batch, int64_t seq,
+           float* out, int threads);
+
+  int64_t output_width() const;
+  int64_t embedding_vocab() const { return embedding_.vocab; }
+  int64_t embedding_positions() const { return embedding_.positions; }
+  int64_t embedding_token_types() const { return embedding_.token_types; }
+  const std::vector<PlanOp>& ops() const { return ops_; }
+  std::string kernel_of(const PlanOp& op) const;
+  void reset_statistics();
+  // While on, each linear op adds the squares of its input columns (over all
+  // tokens of every call) to input_square_sums: calibration for pruning.
+  void collect_input_square_sums(bool on);
+
+ private:
+  void check_buffer(int id, const char* role, const std::string& op) const;
+  void run_op(PlanOp& op, int64_t tokens, const int64_t* ids, const int64_t* token_types, const int32_t* key_mask,
+              int64_t batch, int64_t seq, float* out, int threads);
+  float* buffer(int id, float* out) { return id == output_ ? out : arena_[static_cast<size_t>(id)].data(); }
+
+  std::vector<int64_t> widths_;
+  std::vector<AlignedBuffer<float>> arena_;
+  EmbeddingTables embedding_;
+  std::vector<PlanOp> ops_;
+  int output_ = -1;
+  bool collecting_ = false;
+  std::mutex mutex_;
+};
+
+}  // namespace sparsecpu

@@ -1,0 +1,133 @@
+"""sparsecpu.compile: model -> IR (frontend) -> pruning -> passes -> formats -> Plan."""
+
+from __future__ import annotations
+
+import os
+from typing import Dict, Optional
+
+import numpy as np
+
+from ..ir import Graph
+from ..patterns import parse_pattern
+from ..pruning.policy import MIN_WIDTH
+from ..pruning.report import PruneReport
+from ..pruning.weights import prune_weight
+from .formats import choose_format
+from .lower import lower
+from .passes import run_passes
+
+DTYPES = ("fp32", "int8", "bf16")
+METHODS = ("magnitude", "activation")
+
+
+def compile(model, *, dtype: str = "fp32", pattern: Optional[str] = None, sparsity: Optional[float] = None,
+            method: str = "magnitude", calibration=None, example_inputs=None, num_threads: Optional[int] = None):
+    """Compiles a BERT-family encoder into a callable that runs in C++.
+
+    model: a Hugging Face model directory (config.json + model.safetensors) of a
+    BERT, RoBERTa or DistilBERT encoder.
+    dtype: "fp32" or "int8" (weights per output channel; activations quantized
+    per token in the linear layers; LayerNorm, softmax and residuals stay fp32).
+    pattern, sparsity: prune every linear layer of the encoder to this pattern
+    ("4x1", "16x1", "2:4", ...) first; None keeps the zeros already in the
+    weights (a model pruned earlier). method: "magnitude", or "activation"
+    (weights scored by |w| x the L2 norm of their input feature over
+    `calibration`: a number of random-token sequences, default 8, or a dict of
+    input arrays).
+    num_threads: None for the process default, else the threads this model uses.
+    """
+    from ..model import CompiledModel
+
+    if dtype not in DTYPES:
+        raise ValueError(f"dtype '{dtype}': expected one of {DTYPES}")
+    if dtype == "bf16":
+        raise ValueError("dtype 'bf16' is not supported by this version of sparsecpu; use 'fp32' or 'int8'")
+    if method not in METHODS:
+        raise ValueError(f"method '{method}': expected one of {METHODS}")
+    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
+                                    or num_threads < 0):
+        raise ValueError(f"num_threads must be None or an int >= 0, got {num_threads!r}")
+    if pattern is None and sparsity is not None:
+        raise ValueError("sparsity needs a pattern (e.g. pattern='4x1')")
+    if example_inputs is not None:
+        raise ValueError("example_inputs is for torch modules; this model does not take it")
+    graph = load_graph(model)
+    run_passes(graph)
+    report, p = None, None
+    if pattern is not None:
+        p = parse_pattern(pattern)
+        if p.kind == "block" and sparsity is None:
+            raise ValueError(f"pattern '{p.name}' needs a sparsity in [0, 1]")
+        scores = _activation_scores(graph, calibration) if method == "activation" else {}
+        report = _prune_graph(graph, p, sparsity, scores, method)
+    formats = {linear.name: choose_format(linear.weight, dtype, p) for linear in graph.linears()}
+    plan, layers = lower(graph, formats, dtype)
+    return CompiledModel(plan, graph, layers, dtype, num_threads, report)
+
+
+def load_graph(model) -> Graph:
+    from ..frontend.hf import is_model_directory, load_hf_directory
+
+    if isinstance(model, (str, os.PathLike)):
+        path = os.fspath(model)
+        if is_model_directory(path):
+            return load_hf_directory(path)
+        if os.path.isdir(path):
+            raise ValueError(f"{path}: no config.json; expected a Hugging Face model directory "
+                             "(config.json + model.safetensors)")
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"{path}: no such file or directory")
+        raise ValueError(f"{path}: compiling ONNX files is not supported by this version of sparsecpu; "
+                         "pass a Hugging Face model directory (config.json + model.safetensors)")
+    raise TypeError(f"model must be a path to a Hugging Face model directory, got {type(model).__name__}")
+
+
+def _activation_scores(graph: Graph, calibration) -> Dict[str, np.ndarray]:
+    """|W| x input-feature L2 norm for every linear layer, from a dense fp32 run on the calibration inputs."""
+    from ..model import CompiledModel
+
+    formats = {linear.name: choose_format(linear.weight, "fp32") for linear in graph.linears()}
+    plan, layers = lower(graph, formats, "fp32")
+    dense = CompiledModel(plan, graph, layers, "fp32", None, None)
+    inputs = _calibration_inputs(graph, calibration)
+    plan.collect_input_square_sums(True)
+    dense(**inputs)
+    plan.collect_input_square_sums(False)
+    norms = {op["name"]: np.sqrt(op["input_square_sums"]) for op in plan.ops() if op["kind"] == "linear"}
+    return {linear.name: np.abs(linear.weight) * norms[linear.name][None, :].astype(np.float32)
+            for linear in graph.linears()}
+
+
+def _calibration_inputs(graph: Graph, calibration) -> Dict[str, np.ndarray]:
+    if isinstance(calibration, dict):
+        return calibration
+    samples = 8 if calibration is None else calibration
+    if isinstance(samples, bool) or not isinstance(samples, int) or samples <= 0:
+        raise ValueError(f"calibration must be a number of samples >= 1 or a dict of inputs, got {calibration!r}")
+    vocab = int(graph.config.get("vocab_size", 100))
+    seq = min(32, int(graph.config.get("max_positions", 32)) - 2)
+    rng = np.random.default_rng(0)
+    return {"input_ids": rng.integers(min(3, vocab - 1), vocab, (samples, max(seq, 1))).astype(np.int64)}
+
+
+def _prune_graph(graph: Graph, p, sparsity, scores: Dict[str, np.ndarray], method: str) -> PruneReport:
+    report = PruneReport(pattern=p.name, method=method)
+    for linear in graph.linears():
+        n, k = linear.weight.shape
+        pieces, first = [], 0
+        for source, rows in zip(linear.sources or (linear.name,), linear.source_rows or (n,)):
+            part = linear.weight[first:first + rows]
+            score = scores.get(linear.name)
+            score = None if score is None else score[first:first + rows]
+            if min(rows, k) < MIN_WIDTH:
+                report.skipped.append({"name": source, "initializer": source, "shape": (rows, k),
+                                       "reason": f"narrower than {MIN_WIDTH}"})
+                pieces.append(part)
+            else:
+                pruned = prune_weight(part, p.name, sparsity, score=score)
+                report.layers.append({"name": source, "initializer": source, "shape": (rows, k), "pattern": p.name,
+                                      "sparsity": float((pruned == 0).mean())})
+                pieces.append(pruned)
+            first += rows
+        linear.weight = np.ascontiguousarray(np.concatenate(pieces), dtype=np.float32)
+    return report

@@ -1,0 +1,87 @@
+"""Lowering: a fused IR graph and a format per linear layer -> a C++ Plan."""
+
+from __future__ import annotations
+
+from typing import Dict, List, Tuple
+
+import numpy as np
+
+from .._native import core
+from ..ir import Attention, Embeddings, Graph, LayerNorm, Linear
+from .formats import LayerFormat
+
+
+def value_widths(graph: Graph) -> Dict[str, int]:
+    widths: Dict[str, int] = {}
+    for node in graph.nodes:
+        if isinstance(node, Embeddings):
+            widths[node.output] = int(node.word.shape[1])
+        elif isinstance(node, Linear):
+            widths[node.output] = int(node.weight.shape[0])
+        elif isinstance(node, Attention):
+            widths[node.output] = node.heads * node.head_dim
+        elif isinstance(node, LayerNorm):
+            widths[node.output] = widths[node.input]
+        else:
+            raise ValueError(f"{graph.source}: node '{node.name}' ({type(node).__name__}) has no kernel; "
+                             "it should have been fused by the compiler passes")
+    return widths
+
+
+def make_linear(linear: Linear, fmt: LayerFormat, dtype: str):
+    impl = core.LinearS8 if dtype == "int8" else core.LinearF32
+    bias = None if linear.bias is None else np.ascontiguousarray(linear.bias, np.float32)
+    return impl(np.ascontiguousarray(linear.weight, np.float32), bias, fmt.pattern.rows, fmt.pattern.cols,
+                fmt.dense, linear.activation or "none", "")
+
+
+def lower(graph: Graph, formats: Dict[str, LayerFormat], dtype: str) -> Tuple["core.Plan", List[dict]]:
+    """Returns the Plan and, per linear layer, what it runs (for summaries)."""
+    widths = value_widths(graph)
+    last_use: Dict[str, int] = {}
+    for i, node in enumerate(graph.nodes):
+        for value in node.inputs:
+            last_use[value] = i
+    plan = core.Plan()
+    buffer_of: Dict[str, int] = {}
+    free: List[Tuple[int, int]] = []  # (width, buffer)
+    output_buffer = plan.add_buffer(widths[graph.output])
+
+    def allocate(value: str) -> int:
+        if value == graph.output:
+            return output_buffer
+        for entry in free:
+            if entry[0] == widths[value]:
+                free.remove(entry)
+                return entry[1]
+        return plan.add_buffer(widths[value])
+
+    layers: List[dict] = []
+    for i, node in enumerate(graph.nodes):
+        out = allocate(node.output)
+        buffer_of[node.output] = out
+        if isinstance(node, Embeddings):
+            plan.set_embedding(node.word, node.position, node.token_type, node.position_ids, node.padding_idx, out)
+        elif isinstance(node, Linear):
+            fmt = formats[node.name]
+            impl = make_linear(node, fmt, dtype)
+            residual = buffer_of[node.residual] if node.residual is not None else -1
+            plan.add_linear(node.name, impl, buffer_of[node.input], out, residual)
+            layers.append({"name": node.name, "sources": node.sources, "shape": tuple(node.weight.shape),
+                           "pattern": fmt.pattern.name, "density": fmt.density, "stored": fmt.stored,
+                           "dtype": dtype, "kernel": impl.kernel, "packed_bytes": int(impl.packed_bytes),
+                           "dense_bytes": int(node.weight.size * 4)})
+        elif isinstance(node, Attention):
+            qkv = {node.q[0], node.k[0], node.v[0]}
+            if len(qkv) != 1:
+                raise ValueError(f"{graph.source}: attention '{node.name}' reads Q, K and V from separate values; "
+                                 "the runtime needs them packed in one")
+            plan.add_attention(node.name, buffer_of[node.q[0]], node.q[1], node.k[1], node.v[1], node.heads,
+                               node.head_dim, float(node.scale), out)
+        elif isinstance(node, LayerNorm):
+            plan.add_layernorm(node.name, buffer_of[node.input], out, node.gamma, node.beta, float(node.eps))
+        for value in dict.fromkeys(node.inputs):
+            if last_use.get(value) == i and value != graph.output:
+                free.append((widths[value], buffer_of[value]))
+    plan.set_output(output_buffer)
+    return plan, layers

@@ -1,0 +1,167 @@
+"""The compiled graph as a standard ONNX model (opset 17), so onnxruntime can
+run exactly the weights we run: pruned zeros kept; for int8 models the weights
+dequantized from their int8 values (activations are not quantized in the file).
+
+Inputs input_ids, attention_mask (and token_type_ids when the model has token
+types), int64 (batch, sequence), dynamic in both; one output (batch, sequence,
+hidden). Attention masks are applied as BERT exports do: (1 - mask) x the
+lowest float added to the scores.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+
+import numpy as np
+
+from ..ir import Attention, Embeddings, Graph, LayerNorm, Linear
+
+OPSET = 17
+
+
+def dequantized_int8(weight: np.ndarray) -> np.ndarray:
+    """The weight our int8 kernels multiply by: symmetric per output channel, round half to even."""
+    w = np.asarray(weight, np.float32)
+    peak = np.abs(w).max(axis=1, keepdims=True)
+    scale = np.where(peak > 0, peak / np.float32(127), np.float32(1)).astype(np.float32)
+    q = np.clip(np.rint(w / scale), -127, 127)
+    return (q * scale).astype(np.float32)
+
+
+class _Builder:
+    def __init__(self):
+        from onnx import helper, numpy_helper
+
+        self.helper, self.numpy_helper = helper, numpy_helper
+        self.nodes, self.initializers = [], []
+        self.count = 0
+
+    def const(self, name: str, value) -> str:
+        self.initializers.append(self.numpy_helper.from_array(np.asarray(value), name))
+        return name
+
+    def op(self, op_type: str, inputs, name_hint: str, **attrs) -> str:
+        self.count += 1
+        out = f"{name_hint}/{op_type}_{self.count}"
+        self.nodes.append(self.helper.make_node(op_type, list(inputs), [out], name=out, **attrs))
+        return out
+
+
+def build_onnx(graph: Graph, dtype: str):
+    import onnx
+    from onnx import TensorProto, helper
+
+    b = _Builder()
+    embeddings = next(n for n in graph.nodes if isinstance(n, Embeddings))
+    inputs = [helper.make_tensor_value_info("input_ids", TensorProto.INT64, ["batch", "sequence"]),
+              helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "sequence"])]
+    if embeddings.token_type is not None:
+        inputs.append(helper.make_tensor_value_info("token_type_ids", TensorProto.INT64, ["batch", "sequence"]))
+    # Additive mask (batch, 1, 1, sequence).
+    mask_f = b.op("Cast", ["attention_mask"], "mask", to=TensorProto.FLOAT)
+    inverted = b.op("Sub", [b.const("one_f", np.float32(1)), mask_f], "mask")
+    lowest = b.op("Mul", [inverted, b.const("lowest_f", np.float32(np.finfo(np.float32).min))], "mask")
+    mask_bias = b.op("Unsqueeze", [lowest, b.const("mask_axes", np.array([1, 2], np.int64))], "mask")
+    values = {}
+    for node in graph.nodes:
+        if isinstance(node, Embeddings):
+            values[node.output] = _embeddings(b, node)
+        elif isinstance(node, Linear):
+            w = dequantized_int8(node.weight) if dtype == "int8" else node.weight
+            y = b.op("MatMul", [values[node.input], b.const(node.name + ".weight_t", np.ascontiguousarray(w.T))],
+                     node.name)
+            if node.bias is not None:
+                y = b.op("Add", [y, b.const(node.name + ".bias", node.bias.astype(np.float32))], node.name)
+            if node.activation == "gelu":
+                scaled = b.op("Div", [y, b.const(node.name + ".sqrt2", np.float32(np.sqrt(2.0)))], node.name)
+                erf1 = b.op("Add", [b.op("Erf", [scaled], node.name), b.const(node.name + ".one", np.float32(1))],
+                            node.name)
+                y = b.op("Mul", [b.op("Mul", [y, erf1], node.name), b.const(node.name + ".half", np.float32(0.5))],
+                         node.name)
+            elif node.activation == "relu":
+                y = b.op("Relu", [y], node.name)
+            if node.residual is not None:
+                y = b.op("Add", [y, values[node.residual]], node.name)
+            values[node.output] = y
+        elif isinstance(node, Attention):
+            values[node.output] = _attention(b, node, values, mask_bias)
+        elif isinstance(node, LayerNorm):
+            values[node.output] = b.op("LayerNormalization", [values[node.input],
+                                                              b.const(node.name + ".gamma", node.gamma),
+                                                              b.const(node.name + ".beta", node.beta)],
+                                       node.name, axis=-1, epsilon=float(node.eps))
+    b.nodes.append(helper.make_node("Identity", [values[graph.output]], [graph.output_name], name="output"))
+    width = int(graph.config.get("hidden_size", 0)) or None
+    output = helper.make_tensor_value_info(graph.output_name, TensorProto.FLOAT, ["batch", "sequence", width])
+    g = helper.make_graph(b.nodes, "sparsecpu_compiled", inputs, [output], b.initializers)
+    model = helper.make_model(g, opset_imports=[helper.make_opsetid("", OPSET)], producer_name="sparsecpu")
+    model.ir_version = 8
+    if model.ByteSize() < 2_000_000_000:  # the checker takes protos below protobuf's limit only
+        onnx.checker.check_model(model)
+    return model
+
+
+def _embeddings(b: _Builder, node: Embeddings) -> str:
+    from onnx import TensorProto
+
+    name = node.name
+    y = b.op("Gather", [b.const(name + ".word", node.word), "input_ids"], name)
+    if node.position_ids == "absolute":
+        shape = b.op("Shape", ["input_ids"], name)
+        seq = b.op("Gather", [shape, b.const(name + ".one_i", np.int64(1))], name, axis=0)
+        positions = b.op("Range", [b.const(name + ".zero_i", np.int64(0)), seq, b.const(name + ".step", np.int64(1))],
+                         name)
+    else:  # padding_idx + running count of non-padding tokens; padding itself keeps padding_idx
+        is_token = b.op("Cast", [b.op("Not", [b.op("Equal", ["input_ids", b.const(name + ".pad", np.int64(
+            node.padding_idx))], name)], name)], name, to=TensorProto.INT64)
+        counted = b.op("Mul", [b.op("CumSum", [is_token, b.const(name + ".axis", np.int64(1))], name), is_token],
+                       name)
+        positions = b.op("Add", [counted, name + ".pad"], name)
+    y = b.op("Add", [y, b.op("Gather", [b.const(name + ".position", node.position), positions], name)], name)
+    if node.token_type is not None:
+        y = b.op("Add", [y, b.op("Gather", [b.const(name + ".token_type", node.token_type), "token_type_ids"],
+                                 name)], name)
+    return y
+
+
+def _attention(b: _Builder, node: Attention, values, mask_bias: str) -> str:
+    name, heads, d = node.name, node.heads, node.head_dim
+    width = heads * d
+    split_shape = b.const(name + ".split_shape", np.array([0, 0, heads, d], np.int64))
+
+    def head_view(source, perm):
+        value, first = source
+        part = b.op("Slice", [values[value], b.const(f"{name}.{first}.start", np.array([first], np.int64)),
+                              b.const(f"{name}.{first}.end", np.array([first + width], np.int64)),
+                              b.const(f"{name}.{first}.axis", np.array([2], np.int64))], name)
+        return b.op("Transpose", [b.op("Reshape", [part, split_shape], name)], name, perm=perm)
+
+    q = head_view(node.q, [0, 2, 1, 3])
+    k = head_view(node.k, [0, 2, 3, 1])
+    v = head_view(node.v, [0, 2, 1, 3])
+    scores = b.op("Mul", [b.op("MatMul", [q, k], name), b.const(name + ".scale", np.float32(node.scale))], name)
+    weights = b.op("Softmax", [b.op("Add", [scores, mask_bias], name)], name, axis=-1)
+    context = b.op("Transpose", [b.op("MatMul", [weights, v], name)], name, perm=[0, 2, 1, 3])
+    return b.op("Reshape", [context, b.const(name + ".merge_shape", np.array([0, 0, width], np.int64))], name)
+
+
+def write_onnx(graph: Graph, dtype: str, path) -> None:
+    """Writes through a temporary file in the target folder and renames it, so a failure leaves nothing half-written."""
+    import onnx
+
+    path = os.fspath(path)
+    model = build_onnx(graph, dtype)
+    folder = os.path.dirname(os.path.abspath(path))
+    fd, tmp = tempfile.mkstemp(prefix=".sparsecpu-", suffix=".onnx", dir=folder)
+    os.close(fd)
+    try:
+        if model.ByteSize() >= 1_800_000_000:
+            onnx.save_model(model, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
+                            location=os.path.basename(path) + ".data")
+        else:
+            onnx.save_model(model, tmp)
+        os.replace(tmp, path)
+    finally:
+        if os.path.exists(tmp):
+            os.remove(tmp)

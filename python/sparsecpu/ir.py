@@ -1,0 +1,141 @@
+"""The encoder IR: what frontends produce and the compiler lowers to a Plan.
+
+A Graph is a list of nodes in execution order over named values. Every value
+is a float32 matrix with one row per token (batch x sequence rows) and a fixed
+width; the graph's integer inputs (input_ids, token_type_ids, attention_mask)
+are read by the Embeddings and Attention nodes only. Frontends emit the plain
+ops (Linear, Add, Activation, ...); compiler passes fuse them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Dict, List, Optional, Tuple, Union
+
+import numpy as np
+
+
+@dataclass
+class Embeddings:
+    name: str
+    output: str
+    word: np.ndarray              # (vocab, width)
+    position: np.ndarray          # (positions, width)
+    token_type: Optional[np.ndarray]  # (types, width) or None
+    position_ids: str = "absolute"    # or "after_padding" (RoBERTa: padding_idx + count of non-padding tokens)
+    padding_idx: int = 0
+
+    @property
+    def inputs(self) -> Tuple[str, ...]:
+        return ()
+
+
+@dataclass
+class Linear:
+    name: str
+    input: str
+    output: str
+    weight: np.ndarray            # (out_features, in_features) float32
+    bias: Optional[np.ndarray]
+    activation: Optional[str] = None  # None | "gelu" | "relu", applied before the residual
+    residual: Optional[str] = None    # value added after the activation
+    sources: Tuple[str, ...] = ()     # names of the frontend's layers fused into this one
+    source_rows: Tuple[int, ...] = () # out_features of each source, in order
+
+    @property
+    def inputs(self) -> Tuple[str, ...]:
+        return (self.input,) if self.residual is None else (self.input, self.residual)
+
+
+@dataclass
+class Attention:
+    """Multi-head self-attention; q, k, v are (value, first column) of each projection."""
+    name: str
+    q: Tuple[str, int]
+    k: Tuple[str, int]
+    v: Tuple[str, int]
+    output: str
+    heads: int
+    head_dim: int
+    scale: float
+
+    @property
+    def inputs(self) -> Tuple[str, ...]:
+        return tuple(dict.fromkeys((self.q[0], self.k[0], self.v[0])))
+
+
+@dataclass
+class LayerNorm:
+    name: str
+    input: str
+    output: str
+    gamma: np.ndarray
+    beta: np.ndarray
+    eps: float
+
+    @property
+    def inputs(self) -> Tuple[str, ...]:
+        return (self.input,)
+
+
+@dataclass
+class Add:
+    name: str
+    a: str
+    b: str
+    output: str
+
+    @property
+    def inputs(self) -> Tuple[str, ...]:
+        return (self.a, self.b)
+
+
+@dataclass
+class Activation:
+    name: str
+    input: str
+    output: str
+    kind: str  # "gelu" | "relu"
+
+    @property
+    def inputs(self) -> Tuple[str, ...]:
+        return (self.input,)
+
+
+Node = Union[Embeddings, Linear, Attention, LayerNorm, Add, Activation]
+
+
+@dataclass
+class Graph:
+    nodes: List[Node]
+    output: str                   # the value returned as the model's output
+    output_name: str = "last_hidden_state"
+    widths: Dict[str, int] = field(default_factory=dict)
+    source: str = ""              # where the model came from, for messages
+    config: Dict[str, object] = field(default_factory=dict)  # family, hidden size, layers, heads, ...
+
+    def producer(self, value: str) -> Optional[Node]:
+        for node in self.nodes:
+            if node.output == value:
+                return node
+        return None
+
+    def consumers(self, value: str) -> List[Node]:
+        used = [n for n in self.nodes if value in n.inputs]
+        return used
+
+    def linears(self) -> List[Linear]:
+        return [n for n in self.nodes if isinstance(n, Linear)]
+
+    def check(self) -> None:
+        """Raises ValueError if a node reads a value no earlier node wrote, or widths disagree."""
+        defined = set()
+        for node in self.nodes:
+            for value in node.inputs:
+                if value not in defined:
+                    raise ValueError(f"{self.source}: node '{node.name}' reads '{value}' before any node writes it")
+            if node.output in defined:
+                raise ValueError(f"{self.source}: value '{node.output}' is written twice")
+            defined.add(node.output)
+        if self.output not in defined:
+            raise ValueError(f"{self.source}: the output '{self.output}' is never written")

@@ -1,0 +1,343 @@
+"""sparsecpu.compile on Hugging Face directories: tiny BERT, DistilBERT and RoBERTa
+(tests/data, same weights as the committed ONNX exports) against onnxruntime
+running the exporter's file; to_onnx; summaries; errors; threads."""
+
+import json
+import os
+import shutil
+import threading
+
+import numpy as np
+import pytest
+
+import sparsecpu as sc
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+DATA = os.path.join(HERE, "data")
+FAMILIES = ["tiny_bert", "tiny_distilbert", "tiny_roberta"]
+ort = pytest.importorskip("onnxruntime")
+
+
+def session(path):
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+
+def inputs_for(family, batch, seq, rng, padded=True):
+    vocab = 320
+    ids = rng.integers(3, vocab, (batch, seq)).astype(np.int64)
+    mask = np.ones((batch, seq), np.int64)
+    if padded and batch > 1 and seq > 2:
+        mask[1, seq // 2:] = 0
+        ids[1, seq // 2:] = 1 if family == "tiny_roberta" else 0  # the tokenizer's padding id
+    return ids, mask
+
+
+def exporter_output(family, ids, mask):
+    return session(os.path.join(DATA, family + ".onnx")).run(None, {"input_ids": ids, "attention_mask": mask})[0]
+
+
+def token_cosines(a, b):
+    a = a.reshape(-1, a.shape[-1]).astype(np.float64)
+    b = b.reshape(-1, b.shape[-1]).astype(np.float64)
+    return (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
+
+
+@pytest.fixture(scope="module")
+def compiled():
+    return {(family, dtype): sc.compile(os.path.join(DATA, family), dtype=dtype)
+            for family in FAMILIES for dtype in ("fp32", "int8")}
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("batch,seq", [(1, 1), (2, 7), (3, 33), (2, 64)])
+def test_fp32_matches_the_exported_model(compiled, family, batch, seq, rng):
+    ids, mask = inputs_for(family, batch, seq, rng)
+    expected = exporter_output(family, ids, mask)
+    out = compiled[family, "fp32"](input_ids=ids, attention_mask=mask)
+    assert list(out) == ["last_hidden_state"]
+    actual = out["last_hidden_state"]
+    assert actual.dtype == np.float32 and actual.shape == expected.shape
+    assert np.abs(actual - expected).max() < 1e-3
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("family", FAMILIES)
+def test_int8_stays_close_to_the_exported_model(compiled, family, rng):
+    ids, mask = inputs_for(family, 2, 40, rng)
+    expected = exporter_output(family, ids, mask)
+    actual = compiled[family, "int8"](input_ids=ids, attention_mask=mask)["last_hidden_state"]
+    cos = token_cosines(actual, expected)
+    assert cos.mean() >= 0.99 and cos.min() >= 0.95
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype,pattern,sparsity", [("fp32", "4x1", 0.8), ("fp32", "16x1", 0.9), ("int8", "4x1", 0.8),
+                                                    ("fp32", "2:4", None)])
+def test_pruned_model_matches_onnxruntime_on_its_own_export(family, dtype, pattern, sparsity, rng, tmp_path):
+    m = sc.compile(os.path.join(DATA, family), dtype=dtype, pattern=pattern, sparsity=sparsity)
+    assert m.prune_report is not None and len(m.prune_report.layers) > 0
+    expected_sparsity = 0.5 if pattern == "2:4" else sparsity
+    assert abs(m.prune_report.sparsity - expected_sparsity) < 0.05
+    path = tmp_path / "compiled.onnx"
+    m.to_onnx(path)
+    ids, mask = inputs_for(family, 2, 23, rng)
+    feeds = {"input_ids": ids, "attention_mask": mask}
+    if family != "tiny_distilbert":
+        feeds["token_type_ids"] = np.zeros_like(ids)
+    expected = session(str(path)).run(None, feeds)[0]
+    actual = m(input_ids=ids, attention_mask=mask)["last_hidden_state"]
+    if dtype == "fp32":
+        assert np.abs(actual - expected).max() < 1e-3
+    else:  # the file holds the dequantized int8 weights; activations are quantized only by us
+        assert token_cosines(actual, expected).mean() >= 0.99
+
+
+def test_block_pruned_layers_run_block_kernels(rng):
+    m = sc.compile(os.path.join(DATA, "tiny_bert"), pattern="4x1", sparsity=0.9)
+    for layer in m.layers:
+        assert layer["pattern"] == "4x1", layer
+        assert "bsr" in layer["kernel"], layer
+        assert layer["density"] == pytest.approx(0.1, abs=0.03)
+        assert layer["packed_bytes"] < layer["dense_bytes"] / 3
+
+
+def test_zeros_in_the_weights_are_kept_and_detected(tmp_path, rng):
+    """A directory pruned earlier: pattern=None finds the blocks from the zeros."""
+    from safetensors.numpy import load_file, save_file
+
+    source = os.path.join(DATA, "tiny_bert")
+    target = tmp_path / "pruned_bert"
+    target.mkdir()
+    shutil.copy(os.path.join(source, "config.json"), target / "config.json")
+    tensors = load_file(os.path.join(source, "model.safetensors"))
+    for name, value in tensors.items():
+        if name.endswith(".weight") and value.ndim == 2 and "embeddings" not in name:
+            tensors[name] = sc.prune_weight(value, "16x1", 0.9)
+    save_file(tensors, str(target / "model.safetensors"))
+    m = sc.compile(target)
+    assert m.prune_report is None
+    assert {layer["pattern"] for layer in m.layers} == {"16x1"}
+    dense_pruned = sc.compile(target, dtype="fp32")
+    ids, mask = inputs_for("tiny_bert", 2, 9, rng)
+    np.testing.assert_array_equal(m(input_ids=ids)["last_hidden_state"],
+                                  dense_pruned(input_ids=ids)["last_hidden_state"])
+
+
+def test_unpruned_layers_run_dense(compiled):
+    for layer in compiled["tiny_bert", "fp32"].layers:
+        assert layer["pattern"] == "dense" and "dense" in layer["kernel"]
+
+
+def test_activation_method_prunes_with_calibration(rng):
+    path = os.path.join(DATA, "tiny_bert")
+    ids, _ = inputs_for("tiny_bert", 4, 16, rng, padded=False)
+    magnitude = sc.compile(path, pattern="4x1", sparsity=0.5)
+    activation = sc.compile(path, pattern="4x1", sparsity=0.5, method="activation", calibration={"input_ids": ids})
+    assert activation.prune_report.method == "activation"
+    masks = [np.array(layer["density"]) for layer in activation.layers]
+    assert all(0.4 < d < 0.6 for d in masks)
+    a = magnitude(input_ids=ids)["last_hidden_state"]
+    b = activation(input_ids=ids)["last_hidden_state"]
+    assert not np.array_equal(a, b)  # different weights were kept
+
+
+def test_missing_inputs_default_to_ones_and_zeros(compiled, rng):
+    m = compiled["tiny_bert", "fp32"]
+    ids, _ = inputs_for("tiny_bert", 2, 12, rng)
+    implicit = m(input_ids=ids)["last_hidden_state"]
+    explicit = m(input_ids=ids, attention_mask=np.ones_like(ids), token_type_ids=np.zeros_like(ids))
+    np.testing.assert_array_equal(implicit, explicit["last_hidden_state"])
+
+
+def test_token_types_change_bert_output(compiled, rng):
+    m = compiled["tiny_bert", "fp32"]
+    ids, _ = inputs_for("tiny_bert", 1, 6, rng)
+    types = np.array([[0, 0, 0, 1, 1, 1]])
+    a = m(input_ids=ids)["last_hidden_state"]
+    b = m(input_ids=ids, token_type_ids=types)["last_hidden_state"]
+    assert not np.allclose(a[0, 3:], b[0, 3:])
+
+
+def test_int32_ids_and_bool_mask_are_accepted(compiled, rng):
+    m = compiled["tiny_bert", "fp32"]
+    ids, mask = inputs_for("tiny_bert", 2, 8, rng)
+    a = m(input_ids=ids, attention_mask=mask)["last_hidden_state"]
+    b = m(input_ids=ids.astype(np.int32), attention_mask=mask.astype(bool))["last_hidden_state"]
+    np.testing.assert_array_equal(a, b)
+
+
+def test_padding_does_not_change_real_tokens(compiled, rng):
+    m = compiled["tiny_bert", "fp32"]
+    ids, _ = inputs_for("tiny_bert", 1, 10, rng, padded=False)
+    alone = m(input_ids=ids)["last_hidden_state"]
+    padded_ids = np.concatenate([ids, np.zeros((1, 5), np.int64)], axis=1)
+    mask = np.concatenate([np.ones((1, 10), np.int64), np.zeros((1, 5), np.int64)], axis=1)
+    padded = m(input_ids=padded_ids, attention_mask=mask)["last_hidden_state"]
+    np.testing.assert_allclose(padded[:, :10], alone, atol=1e-5)
+
+
+@pytest.mark.parametrize("kwargs,error,message", [
+    ({"input_ids": [[5, 400]]}, ValueError, r"sequence 0, token 1 is 400, outside the vocabulary \[0, 320\)"),
+    ({"input_ids": [[5, -1]]}, ValueError, "token 1 is -1"),
+    ({"input_ids": np.ones((1, 65), np.int64)}, ValueError, "position 64 but the model has 64 position embeddings"),
+    ({"input_ids": [[1.0, 2.0]]}, TypeError, "input_ids must hold integers"),
+    ({"input_ids": [5, 6]}, ValueError, r"input_ids must be 2-D \(batch, sequence\), got shape \(2,\)"),
+    ({"input_ids": [[5, 6]], "attention_mask": [[1]]}, ValueError, "attention_mask must have the shape of input_ids"),
+    ({"input_ids": [[5, 6]], "attention_mask": [[1, 2]]}, ValueError, "0 \\(padding\\) and 1 \\(token\\) only"),
+    ({"input_ids": [[5, 6]], "token_type_ids": [[0, 2]]}, ValueError, r"token_type_ids: sequence 0, token 1 is 2"),
+    ({"input_ids": [[5, 6]], "inputs_embeds": [[0.0]]}, TypeError, "unexpected input"),
+    ({}, TypeError, "input_ids is required"),
+])
+def test_bad_inputs_raise_clear_errors(compiled, kwargs, error, message):
+    with pytest.raises(error, match=message):
+        compiled["tiny_bert", "fp32"](**kwargs)
+
+
+def test_roberta_positions_count_from_the_padding_index(compiled):
+    # RoBERTa's 66 positions hold 64 tokens (positions start after padding_idx 1).
+    m = compiled["tiny_roberta", "fp32"]
+    m(input_ids=np.full((1, 64), 5))
+    with pytest.raises(ValueError, match="needs position 66"):
+        m(input_ids=np.full((1, 65), 5))
+
+
+def test_distilbert_has_no_token_types(compiled):
+    with pytest.raises(ValueError, match=r"token_type_ids: sequence 0, token 0 is 1, outside \[0, 1\)"):
+        compiled["tiny_distilbert", "fp32"](input_ids=[[5]], token_type_ids=[[1]])
+
+
+def test_empty_batch_returns_empty_output(compiled):
+    out = compiled["tiny_bert", "fp32"](input_ids=np.zeros((0, 5), np.int64))["last_hidden_state"]
+    assert out.shape == (0, 5, 96)
+
+
+def write_dir(tmp_path, config=None, tensors=None, raw=None):
+    d = tmp_path / "model"
+    d.mkdir(exist_ok=True)
+    source = os.path.join(DATA, "tiny_bert")
+    if config is None:
+        shutil.copy(os.path.join(source, "config.json"), d / "config.json")
+    else:
+        (d / "config.json").write_text(json.dumps(config) if isinstance(config, dict) else config)
+    if raw is not None:
+        (d / "model.safetensors").write_bytes(raw)
+    elif tensors is not None:
+        from safetensors.numpy import save_file
+
+        save_file(tensors, str(d / "model.safetensors"))
+    else:
+        shutil.copy(os.path.join(source, "model.safetensors"), d / "model.safetensors")
+    return d
+
+
+def tiny_config():
+    with open(os.path.join(DATA, "tiny_bert", "config.json")) as f:
+        return json.load(f)
+
+
+def tiny_tensors():
+    from safetensors.numpy import load_file
+
+    return load_file(os.path.join(DATA, "tiny_bert", "model.safetensors"))
+
+
+def test_bad_model_directories_raise_clear_errors(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no such file"):
+        sc.compile(tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no config.json"):
+        sc.compile(tmp_path / "empty")
+    with pytest.raises(ValueError, match="compiling ONNX files is not supported"):
+        sc.compile(os.path.join(DATA, "tiny_bert.onnx"))
+    with pytest.raises(TypeError, match="model must be a path"):
+        sc.compile(42)
+    d = write_dir(tmp_path, config="{not json")
+    with pytest.raises(ValueError, match="config.json: not readable JSON"):
+        sc.compile(d)
+    with pytest.raises(ValueError, match="model_type 'gpt2' is not supported"):
+        sc.compile(write_dir(tmp_path, config=dict(tiny_config(), model_type="gpt2")))
+    with pytest.raises(ValueError, match="hidden_act 'gelu_new' is not supported"):
+        sc.compile(write_dir(tmp_path, config=dict(tiny_config(), hidden_act="gelu_new")))
+    with pytest.raises(ValueError, match="'num_attention_heads' must be a positive integer"):
+        sc.compile(write_dir(tmp_path, config=dict(tiny_config(), num_attention_heads=0)))
+    tensors = tiny_tensors()
+    del tensors["encoder.layer.1.attention.self.key.weight"]
+    with pytest.raises(ValueError, match="missing tensor 'encoder.layer.1.attention.self.key.weight'"):
+        sc.compile(write_dir(tmp_path, config=tiny_config(), tensors=tensors))
+    tensors = tiny_tensors()
+    tensors["encoder.layer.0.intermediate.dense.weight"] = tensors["encoder.layer.0.intermediate.dense.weight"][:10]
+    with pytest.raises(ValueError, match=r"intermediate.dense.weight' has shape \(10, 96\), expected \(200, 96\)"):
+        sc.compile(write_dir(tmp_path, config=tiny_config(), tensors=tensors))
+    with open(os.path.join(DATA, "tiny_bert", "model.safetensors"), "rb") as f:
+        truncated = f.read()[:5000]
+    with pytest.raises(ValueError, match="model.safetensors: not a readable safetensors file"):
+        sc.compile(write_dir(tmp_path, config=tiny_config(), raw=truncated))
+
+
+def test_bad_arguments_raise_clear_errors():
+    path = os.path.join(DATA, "tiny_bert")
+    with pytest.raises(ValueError, match="dtype 'fp16'"):
+        sc.compile(path, dtype="fp16")
+    with pytest.raises(ValueError, match="needs a sparsity"):
+        sc.compile(path, pattern="4x1")
+    with pytest.raises(ValueError, match="sparsity needs a pattern"):
+        sc.compile(path, sparsity=0.5)
+    with pytest.raises(ValueError, match="fixes the sparsity at 0.5"):
+        sc.compile(path, pattern="2:4", sparsity=0.8)
+    with pytest.raises(ValueError, match="method 'random'"):
+        sc.compile(path, pattern="4x1", sparsity=0.5, method="random")
+    with pytest.raises(ValueError, match="num_threads"):
+        sc.compile(path, num_threads=-1)
+
+
+def test_summary_names_kernels_sizes_and_time_shares(compiled, rng):
+    m = sc.compile(os.path.join(DATA, "tiny_bert"), dtype="int8", pattern="4x1", sparsity=0.8)
+    before = m.summary()
+    assert "after the first call" in before
+    ids, _ = inputs_for("tiny_bert", 2, 16, rng)
+    m(input_ids=ids)
+    text = m.summary()
+    assert "spmm_s8_quads" in text and "attention_" in text and "layernorm_" in text
+    assert "encoder.layer.1.output.dense" in text and "4x1" in text
+    assert "MB dense fp32" in text and "over 1 call(s)" in text
+    shares = [float(line.split()[-1].rstrip("%")) for line in text.splitlines()[1:-2]]
+    assert abs(sum(shares) - 100.0) < 1.0
+
+
+def test_many_threads_share_one_model(compiled, rng):
+    m = compiled["tiny_bert", "int8"]
+    batches = [inputs_for("tiny_bert", 2, 5 + i, rng) for i in range(6)]
+    serial = [m(input_ids=ids, attention_mask=mask)["last_hidden_state"] for ids, mask in batches]
+    results = [None] * (len(batches) * 4)
+
+    def work(i):
+        ids, mask = batches[i % len(batches)]
+        results[i] = m(input_ids=ids, attention_mask=mask)["last_hidden_state"]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(len(results))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, r in enumerate(results):
+        np.testing.assert_array_equal(r, serial[i % len(batches)])
+
+
+def test_num_threads_is_per_model(rng):
+    path = os.path.join(DATA, "tiny_bert")
+    one = sc.compile(path, num_threads=1)
+    two = sc.compile(path, num_threads=2)
+    ids, mask = inputs_for("tiny_bert", 2, 20, rng)
+    np.testing.assert_allclose(one(input_ids=ids, attention_mask=mask)["last_hidden_state"],
+                               two(input_ids=ids, attention_mask=mask)["last_hidden_state"], atol=1e-5)
+
+
+def test_to_onnx_leaves_no_temporary_file_on_failure(compiled, tmp_path):
+    target = tmp_path / "missing_folder" / "m.onnx"
+    with pytest.raises(OSError):
+        compiled["tiny_bert", "fp32"].to_onnx(target)
+    assert not (tmp_path / "missing_folder").exists()
+    assert list(tmp_path.iterdir()) == []

@@ -1,0 +1,125 @@
+"""Attention and layer-norm kernels: every registered kernel against float64 references."""
+
+import numpy as np
+import pytest
+
+from sparsecpu import _core
+
+from conftest import kernel_isa
+
+pytestmark = pytest.mark.kernels
+
+LOWEST = np.finfo(np.float32).min
+
+
+def attention_reference(qkv, batch, heads, head_dim, mask, scale):
+    """What BERT-family exports compute: scores + (1 - mask) x lowest float, softmax, weighted values."""
+    tokens = qkv.shape[0]
+    seq, width = tokens // batch, heads * head_dim
+    x = qkv.astype(np.float64).reshape(batch, seq, 3, heads, head_dim)
+    q, k, v = (x[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
+    scores = q @ k.transpose(0, 1, 3, 2) * scale
+    magnitude = np.abs(q) @ np.abs(k).transpose(0, 1, 3, 2) * scale
+    if mask is not None:
+        scores = scores + np.where(mask[:, None, None, :] != 0, 0.0, LOWEST)
+    scores -= scores.max(-1, keepdims=True)
+    p = np.exp(scores)
+    p /= p.sum(-1, keepdims=True)
+    out = (p @ v).transpose(0, 2, 1, 3).reshape(tokens, width)
+    # fp32 scores err by ~1e-6 x their magnitude sum; that error scales the weights relatively.
+    bound = 1e-5 * (1.0 + magnitude.max()) * np.abs(v).max() + 1e-30
+    return out, bound
+
+
+def usable(kernels):
+    return [name for name, _, ok in kernels if ok]
+
+
+ATTENTION_SHAPES = [  # batch, seq, heads, head_dim
+    (1, 1, 1, 1), (2, 7, 3, 5), (1, 128, 2, 64), (3, 33, 2, 32), (2, 70, 4, 24), (1, 129, 1, 80), (2, 17, 2, 16),
+]
+
+
+@pytest.mark.parametrize("kernel", usable(_core.attention_kernels()))
+@pytest.mark.parametrize("batch,seq,heads,head_dim", ATTENTION_SHAPES)
+def test_attention_matches_reference(kernel, batch, seq, heads, head_dim, rng):
+    qkv = (rng.standard_normal((batch * seq, 3 * heads * head_dim)) * 2).astype(np.float32)
+    mask = (rng.random((batch, seq)) > 0.3).astype(np.int32)
+    mask[:, 0] = 1
+    if batch > 1:
+        mask[-1, :] = 0  # every key masked: equal weights over all keys, as in the exports
+    scale = head_dim ** -0.5
+    expected, bound = attention_reference(qkv, batch, heads, head_dim, mask, scale)
+    actual = _core.attention(qkv, batch, heads, head_dim, mask, scale, kernel)
+    assert actual.dtype == np.float32 and actual.shape == expected.shape
+    assert np.abs(actual - expected).max() <= bound
+
+
+@pytest.mark.parametrize("kernel", usable(_core.attention_kernels()))
+def test_attention_without_mask_attends_to_all(kernel, rng):
+    qkv = rng.standard_normal((2 * 9, 3 * 2 * 8)).astype(np.float32)
+    ones = np.ones((2, 9), np.int32)
+    a = _core.attention(qkv, 2, 2, 8, None, 0.3, kernel)
+    b = _core.attention(qkv, 2, 2, 8, ones, 0.3, kernel)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kernel", usable(_core.attention_kernels()))
+def test_attention_masked_keys_have_no_influence(kernel, rng):
+    qkv = rng.standard_normal((12, 3 * 16)).astype(np.float32)
+    mask = np.ones((1, 12), np.int32)
+    mask[0, 5:] = 0
+    changed = qkv.copy()
+    changed[5:, 16:] = 1e6  # keys and values of masked tokens
+    a = _core.attention(qkv, 1, 2, 8, mask, 0.5, kernel)
+    b = _core.attention(changed, 1, 2, 8, mask, 0.5, kernel)
+    np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("kernel", usable(_core.attention_kernels()))
+def test_attention_nan_propagates(kernel, rng):
+    qkv = rng.standard_normal((6, 3 * 8)).astype(np.float32)
+    qkv[2, 8] = np.nan  # a key of token 2: every query's scores see it
+    out = _core.attention(qkv, 1, 1, 8, None, 0.5, kernel)
+    assert np.isnan(out).all()
+
+
+def test_attention_threads_do_not_change_results(rng):
+    qkv = rng.standard_normal((3 * 150, 3 * 4 * 32)).astype(np.float32)
+    one = _core.attention(qkv, 3, 4, 32, None, 0.2, "", 1)
+    two = _core.attention(qkv, 3, 4, 32, None, 0.2, "", 2)
+    np.testing.assert_array_equal(one, two)
+
+
+def test_attention_kernel_names_end_with_isa():
+    for name, isa, _ in _core.attention_kernels() + _core.layernorm_kernels():
+        assert kernel_isa(name) == isa
+
+
+def test_attention_rejects_bad_shapes(rng):
+    qkv = rng.standard_normal((10, 30)).astype(np.float32)
+    with pytest.raises(ValueError, match="does not fit"):
+        _core.attention(qkv, 3, 2, 5)  # 10 tokens are not 3 sequences
+    with pytest.raises(ValueError, match="mask must have shape"):
+        _core.attention(qkv, 2, 2, 5, np.ones((2, 4), np.int32))
+
+
+@pytest.mark.parametrize("kernel", usable(_core.layernorm_kernels()))
+@pytest.mark.parametrize("rows,width", [(1, 1), (3, 7), (37, 96), (5, 771), (17, 16), (2, 1024)])
+def test_layernorm_matches_reference(kernel, rows, width, rng):
+    x = (rng.standard_normal((rows, width)) * 3 + 5).astype(np.float32)
+    gamma = rng.standard_normal(width).astype(np.float32)
+    beta = rng.standard_normal(width).astype(np.float32)
+    x64 = x.astype(np.float64)
+    expected = (x64 - x64.mean(1, keepdims=True)) / np.sqrt(x64.var(1, keepdims=True) + 1e-5) * gamma + beta
+    actual = _core.layernorm(x, gamma, beta, 1e-5, kernel)
+    # Relative to the normalized magnitude: mean and variance in fp32 over `width` values.
+    bound = 2e-6 * np.sqrt(width) * (np.abs(gamma).max() * 4 + 1) + 1e-6
+    assert np.abs(actual - expected).max() <= bound
+
+
+@pytest.mark.parametrize("kernel", usable(_core.layernorm_kernels()))
+def test_layernorm_constant_row_gives_beta(kernel):
+    x = np.full((2, 40), 3.25, np.float32)
+    gamma, beta = np.ones(40, np.float32), np.arange(40, dtype=np.float32)
+    np.testing.assert_allclose(_core.layernorm(x, gamma, beta, 1e-12, kernel), np.tile(beta, (2, 1)), atol=1e-4)
