@@ -34,10 +34,18 @@ def test_info_text_under_forced_isa():
     assert "isa in use:     ref" in out.stdout and "spmm_f32_ref" in out.stdout
 
 
-def test_demo_checks_and_reports_speedup():
-    out = sparsecpu("demo", "--tokens", "32", "--threads", "1")
+def test_demo_embeds_and_compares_variants():
+    out = sparsecpu("demo", "--generated", "--tokens", "32", "--threads", "1", "--rounds", "1")
     assert out.returncode == 0, out.stderr
-    assert "(ok, tolerance 1e-5)" in out.stdout and "over numpy dense" in out.stdout
+    assert "generated BERT-shaped model" in out.stdout
+    for variant in ("sparsecpu fp32, dense", "sparsecpu int8, dense", "20% unstructured (activation)",
+                    "4x1 at 90%"):
+        assert variant in out.stdout
+    rows = [line for line in out.stdout.splitlines() if line.strip().startswith(("sparsecpu ", "onnxruntime "))]
+    fp32 = next(r for r in rows if "fp32, dense" in r)
+    assert "1.0000 / 1.0000" in fp32
+    if any(r.strip().startswith("onnxruntime fp32") for r in rows):  # our exported file, run by onnxruntime
+        assert "1.0000 / 1.0000" in next(r for r in rows if r.strip().startswith("onnxruntime fp32"))
 
 
 def test_bench_gemm_quick_writes_json_and_csv(tmp_path):
@@ -73,7 +81,7 @@ def test_bench_gemm_int8_quick(tmp_path):
     (["bench", "gemm", "--pattern", "2:4"], ["2:4"]),
     (["bench", "gemm", "--dtype", "int4"], ["--dtype", "int4"]),
     (["bench", "gemm", "--threads", "0"], ["--threads"]),
-    (["demo", "--sparsity", "2"], ["--sparsity"]),
+    (["demo", "--tokens", "0"], ["--tokens"]),
     (["frobnicate"], ["frobnicate"]),
 ])
 def test_usage_errors_are_one_line_exit_2(args, words):

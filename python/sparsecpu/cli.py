@@ -66,69 +66,19 @@ def cmd_info(args) -> int:
 # ---- demo -------------------------------------------------------------------
 
 def cmd_demo(args) -> int:
-    import numpy as np
-
     import sparsecpu as sc
-    from sparsecpu.benchmarks.timing import time_baseline_apart
+    from sparsecpu.demo import run_demo
 
-    if not 0.0 < args.sparsity < 1.0:
-        raise CommandError(f"--sparsity {args.sparsity}: must be between 0 and 1")
-    if args.threads is not None:
-        if args.threads < 0:
-            raise CommandError(f"--threads {args.threads}: must be >= 0")
-        sc.set_num_threads(args.threads)
-    tokens, out_features, in_features = args.tokens, 3072, 768
-    rng = np.random.default_rng(0)
-    w = (rng.standard_normal((out_features, in_features)) * 0.02).astype(np.float32)
-    bias = (rng.standard_normal(out_features) * 0.02).astype(np.float32)
-    x = rng.standard_normal((tokens, in_features)).astype(np.float32)
-    info = sc.cpu_info()
-    print(f"sparsecpu {sc.__version__} demo: the feed-forward up-projection of a BERT-base layer")
-    print(f"  weight {out_features}x{in_features}, {tokens} tokens, bias + GELU fused; "
-          f"ISA {info['isa']}, {sc.get_num_threads()} thread(s)")
-
-    pruned = sc.prune_weight(w, args.pattern, args.sparsity)
-    sparse = sc.SparseLinear(pruned, bias, pattern=args.pattern, activation="gelu")
-    dense_ours = sc.SparseLinear(pruned, bias, pattern="dense", activation="gelu")
-    print(f"  pruned to {args.pattern} blocks at {args.sparsity:.0%} sparsity (magnitude): density "
-          f"{sparse.density:.3f}, packed {sparse.packed_bytes / 2**20:.2f} MiB vs dense "
-          f"{pruned.nbytes / 2**20:.2f} MiB")
-
-    import math
-    pre = x.astype(np.float64) @ pruned.T.astype(np.float64) + bias
-    expected = 0.5 * pre * (1.0 + np.vectorize(math.erf)(pre / math.sqrt(2.0)))
-    got = sparse(x)
-    scale = np.abs(x.astype(np.float64)) @ np.abs(pruned.astype(np.float64)).T + np.abs(bias)
-    worst = float(np.max(np.abs(got - expected) / (scale + 1e-30)))
-    ok = worst <= 1e-5
-    print(f"  check against float64 numpy: max error {worst:.1e} of the magnitude sum "
-          f"({'ok' if ok else 'MISMATCH'}, tolerance 1e-5)")
-
-    def numpy_dense():
-        h = x @ pruned.T + bias
-        return 0.5 * h * (1.0 + _erf_fp32(h / np.float32(math.sqrt(2.0))))
-
-    timings = time_baseline_apart({"dense": lambda: dense_ours(x), "sparse": lambda: sparse(x)},
-                                  {"numpy": numpy_dense}, sc.get_num_threads(), rounds=5, min_seconds=0.05)
-    t_np, t_dense, t_sparse = (timings[k].median * 1e3 for k in ("numpy", "dense", "sparse"))
-    print(f"  numpy dense (matmul + bias + GELU):  {t_np:8.3f} ms")
-    print(f"  sparsecpu dense ({dense_ours.kernel}): {t_dense:8.3f} ms")
-    print(f"  sparsecpu sparse ({sparse.kernel}): {t_sparse:8.3f} ms")
-    print(f"  speedup: {t_np / t_sparse:.1f}x over numpy dense, {t_dense / t_sparse:.1f}x over our dense "
-          "(medians of 5 rounds; a shared machine adds noise)")
-    if not ok:
-        raise CommandError("demo: the sparse result disagrees with the float64 reference", EXIT_INPUT)
+    if args.threads is not None and args.threads < 0:
+        raise CommandError(f"--threads {args.threads}: must be >= 0")
+    if not 1 <= args.tokens <= 512:
+        raise CommandError(f"--tokens {args.tokens}: must be between 1 and 512")
+    threads = args.threads or sc.get_num_threads()
+    if args.rounds < 1:
+        raise CommandError(f"--rounds {args.rounds}: must be >= 1")
+    if not run_demo(threads, tokens=args.tokens, rounds=args.rounds, generated=args.generated):
+        raise CommandError("demo: onnxruntime on our exported file disagrees with our dense fp32 model", EXIT_INPUT)
     return EXIT_OK
-
-
-def _erf_fp32(v):
-    """numpy has no erf; scipy may be absent. A&S 7.1.26 in float32 (|error| < 1.5e-7)."""
-    import numpy as np
-
-    a = np.abs(v)
-    t = 1.0 / (1.0 + 0.3275911 * a)
-    poly = t * (0.254829592 + t * (-0.284496736 + t * (1.421413741 + t * (-1.453152027 + t * 1.061405429))))
-    return np.sign(v) * (1.0 - poly * np.exp(-a * a))
 
 
 # ---- prune ------------------------------------------------------------------
@@ -245,11 +195,13 @@ def build_parser() -> argparse.ArgumentParser:
     info.add_argument("--json", action="store_true", help="print machine-readable JSON")
     info.set_defaults(func=cmd_info)
 
-    demo = sub.add_parser("demo", help="prune a BERT-base layer, run it sparse and dense, compare")
-    demo.add_argument("--pattern", default="16x1", help="block pattern (default 16x1)")
-    demo.add_argument("--sparsity", type=float, default=0.9, help="share of blocks zeroed (default 0.9)")
-    demo.add_argument("--tokens", type=int, default=128, help="tokens in the batch (default 128)")
+    demo = sub.add_parser("demo", help="embed sentences with all-MiniLM-L6-v2, dense and pruned, fp32 and int8; "
+                                       "accuracy and latency vs onnxruntime")
+    demo.add_argument("--tokens", type=int, default=128, help="tokens of the single-sequence latency (default 128)")
     demo.add_argument("--threads", type=int, default=None, help="threads (default: all cores)")
+    demo.add_argument("--rounds", type=int, default=5, help="timing rounds (default 5)")
+    demo.add_argument("--generated", action="store_true",
+                      help="use a generated model of all-MiniLM-L6-v2's shape with random weights")
     demo.set_defaults(func=cmd_demo)
 
     pr = sub.add_parser("prune", help="prune an ONNX model's linear layers into a kernel pattern")

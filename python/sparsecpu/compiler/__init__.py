@@ -91,11 +91,26 @@ def _activation_scores(graph: Graph, calibration) -> Dict[str, np.ndarray]:
     dense = CompiledModel(plan, graph, layers, "fp32", None, None)
     inputs = _calibration_inputs(graph, calibration)
     plan.collect_input_square_sums(True)
-    dense(**inputs)
-    plan.collect_input_square_sums(False)
+    try:
+        for sequence in _unpadded_sequences(inputs):  # padding tokens would count in the statistics
+            dense(**sequence)
+    finally:
+        plan.collect_input_square_sums(False)
     norms = {op["name"]: np.sqrt(op["input_square_sums"]) for op in plan.ops() if op["kind"] == "linear"}
     return {linear.name: np.abs(linear.weight) * norms[linear.name][None, :].astype(np.float32)
             for linear in graph.linears()}
+
+
+def _unpadded_sequences(inputs: Dict[str, np.ndarray]):
+    mask = inputs.get("attention_mask")
+    if mask is None:
+        yield inputs
+        return
+    mask = np.asarray(mask)
+    for i in range(mask.shape[0]):
+        kept = np.flatnonzero(mask[i])
+        if kept.size:
+            yield {name: np.asarray(value)[i:i + 1, kept] for name, value in inputs.items()}
 
 
 def _calibration_inputs(graph: Graph, calibration) -> Dict[str, np.ndarray]:
