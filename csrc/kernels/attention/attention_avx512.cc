@@ -1,5 +1,6 @@
-#include "kernels/attention/attention_tiles.h"
 #include "kernels/simd/avx512.h"
+// attention_tiles.h uses the traits and kPanelTokens of the header above.
+#include "kernels/attention/attention_tiles.h"
 
 namespace sparsecpu {
 
