@@ -52,7 +52,7 @@ def compiled():
 
 @pytest.mark.kernels
 @pytest.mark.parametrize("family", FAMILIES)
-@pytest.mark.parametrize("batch,seq", [(1, 1), (2, 7), (3, 33), (2, 64)])
+@pytest.mark.parametrize("batch,seq", [(1, 1), (2, 7), (3, 33), (4, 64)])
 def test_fp32_matches_the_exported_model(compiled, family, batch, seq, rng):
     ids, mask = inputs_for(family, batch, seq, rng)
     expected = exporter_output(family, ids, mask)
@@ -341,3 +341,50 @@ def test_to_onnx_leaves_no_temporary_file_on_failure(compiled, tmp_path):
         compiled["tiny_bert", "fp32"].to_onnx(target)
     assert not (tmp_path / "missing_folder").exists()
     assert list(tmp_path.iterdir()) == []
+
+
+def generated_bert(folder, hidden=64, heads=4, inner=128, layers=2, positions=300, vocab=500, seed=0):
+    """A BERT directory with random weights and a long position table."""
+    from safetensors.numpy import save_file
+
+    rng = np.random.default_rng(seed)
+    t = {"embeddings.word_embeddings.weight": rng.standard_normal((vocab, hidden)),
+         "embeddings.position_embeddings.weight": rng.standard_normal((positions, hidden)) * 0.2,
+         "embeddings.token_type_embeddings.weight": rng.standard_normal((2, hidden)) * 0.2,
+         "embeddings.LayerNorm.weight": 1 + 0.1 * rng.standard_normal(hidden),
+         "embeddings.LayerNorm.bias": 0.1 * rng.standard_normal(hidden)}
+    for i in range(layers):
+        p = f"encoder.layer.{i}."
+        for name, (n, k) in {"attention.self.query": (hidden, hidden), "attention.self.key": (hidden, hidden),
+                             "attention.self.value": (hidden, hidden), "attention.output.dense": (hidden, hidden),
+                             "intermediate.dense": (inner, hidden), "output.dense": (hidden, inner)}.items():
+            t[p + name + ".weight"] = rng.standard_normal((n, k)) / np.sqrt(k)
+            t[p + name + ".bias"] = 0.1 * rng.standard_normal(n)
+        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
+            t[p + norm + ".weight"] = 1 + 0.1 * rng.standard_normal(hidden)
+            t[p + norm + ".bias"] = 0.1 * rng.standard_normal(hidden)
+    os.makedirs(folder, exist_ok=True)
+    save_file({k: v.astype(np.float32) for k, v in t.items()}, os.path.join(folder, "model.safetensors"))
+    with open(os.path.join(folder, "config.json"), "w") as f:
+        json.dump({"model_type": "bert", "hidden_size": hidden, "num_hidden_layers": layers,
+                   "num_attention_heads": heads, "intermediate_size": inner, "vocab_size": vocab,
+                   "max_position_embeddings": positions, "type_vocab_size": 2, "hidden_act": "gelu",
+                   "layer_norm_eps": 1e-12, "pad_token_id": 0}, f)
+    return folder
+
+
+@pytest.mark.parametrize("batch,seq", [(4, 256), (1, 255), (3, 130)])
+def test_long_sequences_match_onnxruntime(batch, seq, tmp_path, rng):
+    """Sequences past the tiny models' 64 positions: against onnxruntime on our exported file
+    (whose graph the tests above check against the exporter's)."""
+    m = sc.compile(generated_bert(str(tmp_path / "bert")))
+    path = tmp_path / "bert.onnx"
+    m.to_onnx(path)
+    ids = rng.integers(1, 500, (batch, seq)).astype(np.int64)
+    mask = np.ones_like(ids)
+    for i in range(1, batch):
+        mask[i, seq - 37 * i:] = 0
+    types = (rng.random((batch, seq)) > 0.5).astype(np.int64)
+    expected = session(str(path)).run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
+    actual = m(input_ids=ids, attention_mask=mask, token_type_ids=types)["last_hidden_state"]
+    assert np.abs(actual - expected).max() < 1e-3
