@@ -7,11 +7,13 @@ namespace sparsecpu {
 namespace {
 
 // Polynomial erf of Abramowitz & Stegun 7.1.28 (|error| < 3e-7, no exp):
-// erf(z) = 1 - 1 / (1 + a1 z + ... + a6 z^6)^16 for z >= 0.
+// erf(z) = 1 - 1 / (1 + a1 z + ... + a6 z^6)^16 for z >= 0. z is capped at 4,
+// where erf is 1 in fp32, so the 16th power stays finite for the reciprocal
+// (NaN passes through: min returns its second operand).
 template <class S>
 inline typename S::V gelu(typename S::V x) {
   using V = typename S::V;
-  const V z = S::mul(S::abs(x), S::set1(0.70710678118654752f));
+  const V z = S::min(S::set1(4.0f), S::mul(S::abs(x), S::set1(0.70710678118654752f)));
   V p = S::set1(0.0000430638f);
   p = S::fma(p, z, S::set1(0.0002765672f));
   p = S::fma(p, z, S::set1(0.0001520143f));
@@ -23,7 +25,7 @@ inline typename S::V gelu(typename S::V x) {
   p = S::mul(p, p);
   p = S::mul(p, p);
   p = S::mul(p, p);
-  const V erf_abs = S::sub(S::set1(1.0f), S::div(S::set1(1.0f), p));
+  const V erf_abs = S::sub(S::set1(1.0f), S::recip(p));
   const V erf = S::copysign(erf_abs, x);
   return S::mul(S::mul(S::set1(0.5f), x), S::add(S::set1(1.0f), erf));
 }

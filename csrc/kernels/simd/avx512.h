@@ -67,6 +67,11 @@ struct Avx512F32 {
   static bool any(V a) { return _mm512_test_epi32_mask(_mm512_castps_si512(a), _mm512_castps_si512(a)) != 0; }
   static void transpose_square(V* r) { transpose16x16(r); }
   static V abs(V a) { return _mm512_abs_ps(a); }
+  // 1 / a to ~1 ulp: 14-bit estimate and one Newton step (vdivps is ~8x slower).
+  static V recip(V a) {
+    const V r = _mm512_rcp14_ps(a);
+    return _mm512_mul_ps(r, _mm512_fnmadd_ps(a, r, _mm512_set1_ps(2.0f)));
+  }
   static V round(V a) { return _mm512_roundscale_ps(a, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC); }
   // x * 2^n for integral n with |n| < 127.
   static V scale_pow2(V x, V n) { return _mm512_scalef_ps(x, n); }
