@@ -65,6 +65,22 @@ def test_fp32_matches_the_exported_model(compiled, family, batch, seq, rng):
 
 @pytest.mark.kernels
 @pytest.mark.parametrize("family", FAMILIES)
+def test_bf16_stays_close_to_the_exported_model(family, rng, tmp_path):
+    m = sc.compile(os.path.join(DATA, family), dtype="bf16")
+    ids, mask = inputs_for(family, 2, 30, rng)
+    actual = m(input_ids=ids, attention_mask=mask)["last_hidden_state"]
+    cos = token_cosines(actual, exporter_output(family, ids, mask))
+    assert cos.mean() >= 0.999 and cos.min() >= 0.99
+    path = tmp_path / "bf16.onnx"  # the bf16-rounded weights; activations are rounded only by us
+    m.to_onnx(path)
+    feeds = {"input_ids": ids, "attention_mask": mask}
+    if family != "tiny_distilbert":
+        feeds["token_type_ids"] = np.zeros_like(ids)
+    assert token_cosines(actual, session(str(path)).run(None, feeds)[0]).min() >= 0.999
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("family", FAMILIES)
 def test_int8_stays_close_to_the_exported_model(compiled, family, rng):
     ids, mask = inputs_for(family, 2, 40, rng)
     expected = exporter_output(family, ids, mask)
@@ -279,7 +295,7 @@ def test_bad_model_directories_raise_clear_errors(tmp_path):
 
 def test_bad_arguments_raise_clear_errors():
     path = os.path.join(DATA, "tiny_bert")
-    with pytest.raises(ValueError, match="dtype 'fp16'"):
+    with pytest.raises(ValueError, match="dtype 'fp16': expected one of"):
         sc.compile(path, dtype="fp16")
     with pytest.raises(ValueError, match="needs a sparsity"):
         sc.compile(path, pattern="4x1")

@@ -82,7 +82,7 @@ def test_unpruned_weight_is_exact_under_any_block_pattern(rng):
     (lambda w, x: sc.SparseLinear(w, pattern="banana"), ValueError, ["banana"]),
     (lambda w, x: sc.SparseLinear(w, pattern="2:4"), ValueError, ["2:4"]),
     (lambda w, x: sc.SparseLinear(w, dtype="fp64"), ValueError, ["fp64"]),
-    (lambda w, x: sc.SparseLinear(w, dtype="bf16"), ValueError, ["bf16"]),
+    (lambda w, x: sc.SparseLinear(w, dtype="fp16"), ValueError, ["fp16"]),
     (lambda w, x: sc.SparseLinear(w, activation="tanh"), ValueError, ["tanh"]),
     (lambda w, x: sc.SparseLinear(w, kernel="spmm_f32_nope"), ValueError, ["spmm_f32_nope"]),
     (lambda w, x: sc.SparseLinear(w, pattern="4x1", kernel=_usable_kernel_without_4x1()), ValueError,

@@ -10,6 +10,7 @@ namespace sparsecpu::bindings {
 void bind_cpu(py::module_& m);
 void bind_linear(py::module_& m);
 void bind_linear_s8(py::module_& m);
+void bind_linear_bf16(py::module_& m);
 void bind_plan(py::module_& m);
 void bind_ops(py::module_& m);
 }  // namespace sparsecpu::bindings
@@ -23,6 +24,7 @@ PYBIND11_MODULE(_core, m) {
   sparsecpu::bindings::bind_cpu(m);
   sparsecpu::bindings::bind_linear(m);
   sparsecpu::bindings::bind_linear_s8(m);
+  sparsecpu::bindings::bind_linear_bf16(m);
   sparsecpu::bindings::bind_ops(m);
   sparsecpu::bindings::bind_plan(m);
 }

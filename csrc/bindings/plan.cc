@@ -76,6 +76,10 @@ void bind_plan(py::module_& m) {
            [](Plan& self, const std::string& name, std::shared_ptr<LinearS8> linear, int input, int output,
               int residual) { self.add_linear(name, std::shared_ptr<const LinearS8>(linear), input, output, residual); },
            py::arg("name"), py::arg("linear"), py::arg("input"), py::arg("output"), py::arg("residual") = -1)
+      .def("add_linear",
+           [](Plan& self, const std::string& name, std::shared_ptr<LinearBF16> linear, int input, int output,
+              int residual) { self.add_linear(name, std::shared_ptr<const LinearBF16>(linear), input, output, residual); },
+           py::arg("name"), py::arg("linear"), py::arg("input"), py::arg("output"), py::arg("residual") = -1)
       .def("add_attention", &Plan::add_attention, py::arg("name"), py::arg("qkv"), py::arg("q_offset"),
            py::arg("k_offset"), py::arg("v_offset"), py::arg("heads"), py::arg("head_dim"), py::arg("scale"),
            py::arg("output"))

@@ -45,15 +45,19 @@ void Plan::set_embedding(EmbeddingTables tables, int output) {
   ops_.insert(ops_.begin(), std::move(op));
 }
 
-void Plan::add_linear(const std::string& name, std::shared_ptr<const LinearF32> linear, int input, int output,
-                      int residual) {
+void Plan::check_linear(const std::string& name, int64_t in_features, int64_t out_features, int input, int output,
+                        int residual) const {
   check_buffer(input, "input", name);
   check_buffer(output, "output", name);
   if (residual >= 0) check_buffer(residual, "residual", name);
-  if (widths_[static_cast<size_t>(input)] != linear->in_features() ||
-      widths_[static_cast<size_t>(output)] != linear->out_features() ||
-      (residual >= 0 && widths_[static_cast<size_t>(residual)] != linear->out_features()))
+  if (widths_[static_cast<size_t>(input)] != in_features || widths_[static_cast<size_t>(output)] != out_features ||
+      (residual >= 0 && widths_[static_cast<size_t>(residual)] != out_features))
     throw std::invalid_argument("op '" + name + "': buffer widths do not match the layer's shape");
+}
+
+void Plan::add_linear(const std::string& name, std::shared_ptr<const LinearF32> linear, int input, int output,
+                      int residual) {
+  check_linear(name, linear->in_features(), linear->out_features(), input, output, residual);
   PlanOp op = make_op(OpKind::linear, name, input, output, residual);
   op.linear_f32 = std::move(linear);
   ops_.push_back(std::move(op));
@@ -61,15 +65,17 @@ void Plan::add_linear(const std::string& name, std::shared_ptr<const LinearF32> 
 
 void Plan::add_linear(const std::string& name, std::shared_ptr<const LinearS8> linear, int input, int output,
                       int residual) {
-  check_buffer(input, "input", name);
-  check_buffer(output, "output", name);
-  if (residual >= 0) check_buffer(residual, "residual", name);
-  if (widths_[static_cast<size_t>(input)] != linear->in_features() ||
-      widths_[static_cast<size_t>(output)] != linear->out_features() ||
-      (residual >= 0 && widths_[static_cast<size_t>(residual)] != linear->out_features()))
-    throw std::invalid_argument("op '" + name + "': buffer widths do not match the layer's shape");
+  check_linear(name, linear->in_features(), linear->out_features(), input, output, residual);
   PlanOp op = make_op(OpKind::linear, name, input, output, residual);
   op.linear_s8 = std::move(linear);
+  ops_.push_back(std::move(op));
+}
+
+void Plan::add_linear(const std::string& name, std::shared_ptr<const LinearBF16> linear, int input, int output,
+                      int residual) {
+  check_linear(name, linear->in_features(), linear->out_features(), input, output, residual);
+  PlanOp op = make_op(OpKind::linear, name, input, output, residual);
+  op.linear_bf16 = std::move(linear);
   ops_.push_back(std::move(op));
 }
 
@@ -117,7 +123,10 @@ int64_t Plan::output_width() const { return output_ < 0 ? 0 : widths_[static_cas
 std::string Plan::kernel_of(const PlanOp& op) const {
   switch (op.kind) {
     case OpKind::embedding: return "embedding_gather";
-    case OpKind::linear: return op.linear_f32 ? op.linear_f32->kernel().name : op.linear_s8->kernel().name;
+    case OpKind::linear:
+      if (op.linear_f32) return op.linear_f32->kernel().name;
+      if (op.linear_s8) return op.linear_s8->kernel().name;
+      return op.linear_bf16->kernel_name();
     case OpKind::attention: return select_attention_kernel().name;
     case OpKind::layernorm: return select_layernorm_kernel().name;
   }
@@ -174,8 +183,10 @@ void Plan::run_op(PlanOp& op, int64_t tokens, const int64_t* ids, const int64_t*
       }
       if (op.linear_f32)
         op.linear_f32->forward(x, tokens, k, residual, y, threads);
-      else
+      else if (op.linear_s8)
         op.linear_s8->forward(x, tokens, k, residual, y, threads);
+      else
+        op.linear_bf16->forward(x, tokens, k, residual, y, threads);
       return;
     }
     case OpKind::attention: {

@@ -17,6 +17,7 @@
 #include "kernels/attention/attention.h"
 #include "kernels/layernorm/layernorm.h"
 #include "runtime/embedding.h"
+#include "runtime/linear_bf16.h"
 #include "runtime/linear_f32.h"
 #include "runtime/linear_s8.h"
 
@@ -30,6 +31,7 @@ struct PlanOp {
   int input = -1, output = -1, residual = -1;  // buffer ids
   std::shared_ptr<const LinearF32> linear_f32;
   std::shared_ptr<const LinearS8> linear_s8;
+  std::shared_ptr<const LinearBF16> linear_bf16;
   // attention
   int64_t heads = 0, head_dim = 0, q_offset = 0, k_offset = 0, v_offset = 0;
   float scale = 1.0f;
@@ -49,6 +51,8 @@ class Plan {
   void add_linear(const std::string& name, std::shared_ptr<const LinearF32> linear, int input, int output,
                   int residual);
   void add_linear(const std::string& name, std::shared_ptr<const LinearS8> linear, int input, int output,
+                  int residual);
+  void add_linear(const std::string& name, std::shared_ptr<const LinearBF16> linear, int input, int output,
                   int residual);
   void add_attention(const std::string& name, int qkv, int64_t q_offset, int64_t k_offset, int64_t v_offset,
                      int64_t heads, int64_t head_dim, float scale, int output);
@@ -74,6 +78,8 @@ class Plan {
 
  private:
   void check_buffer(int id, const char* role, const std::string& op) const;
+  void check_linear(const std::string& name, int64_t in_features, int64_t out_features, int input, int output,
+                    int residual) const;
   void run_op(PlanOp& op, int64_t tokens, const int64_t* ids, const int64_t* token_types, const int32_t* key_mask,
               int64_t batch, int64_t seq, float* out, int threads);
   float* buffer(int id, float* out) { return id == output_ ? out : arena_[static_cast<size_t>(id)].data(); }

@@ -25,7 +25,10 @@ class SparseLinear:
     pattern: "RxC" block shape (every block holding a nonzero is kept, so any W
     is exact) or "dense". dtype: "fp32", or "int8": weights quantized
     symmetrically per output channel, activations per token on the fly (u8
-    with a zero point), int32 accumulation, dequantized in the fused epilogue.
+    with a zero point), int32 accumulation, dequantized in the fused epilogue;
+    or "bf16": weights and activations rounded to bf16, products summed in
+    fp32 (AVX512-BF16 kernels for dense weights where the CPU has them, else
+    our fp32 kernels on the rounded values).
     activation: None, "gelu" (erf form) or "relu". ``kernel`` forces a
     registered kernel by name (tests, benchmarks).
     """
@@ -36,8 +39,6 @@ class SparseLinear:
             raise ValueError(f"weight must be 2-D (out_features, in_features), got shape {w.shape}")
         if dtype not in _DTYPES:
             raise ValueError(f"dtype '{dtype}': expected one of {_DTYPES}")
-        if dtype == "bf16":
-            raise ValueError("dtype 'bf16' is not supported by this version of sparsecpu; use 'fp32' or 'int8'")
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation {activation!r}: expected None, 'gelu' or 'relu'")
         p = parse_pattern(pattern)
@@ -49,7 +50,7 @@ class SparseLinear:
             b = np.ascontiguousarray(_float_array(bias, "bias"), dtype=np.float32)
             if b.shape != (w.shape[0],):
                 raise ValueError(f"bias must have shape ({w.shape[0]},), got {b.shape}")
-        impl = core.LinearS8 if dtype == "int8" else core.LinearF32
+        impl = {"fp32": core.LinearF32, "int8": core.LinearS8, "bf16": core.LinearBF16}[dtype]
         self._impl = impl(np.ascontiguousarray(w, dtype=np.float32), b,
                           p.rows, p.cols, p.kind == "dense", activation or "none", kernel or "")
         self.pattern = p.name

@@ -26,8 +26,9 @@ def compile(model, *, dtype: str = "fp32", pattern: Optional[str] = None, sparsi
 
     model: a Hugging Face model directory (config.json + model.safetensors) of a
     BERT, RoBERTa or DistilBERT encoder.
-    dtype: "fp32" or "int8" (weights per output channel; activations quantized
-    per token in the linear layers; LayerNorm, softmax and residuals stay fp32).
+    dtype: "fp32", "int8" (weights per output channel; activations quantized
+    per token in the linear layers) or "bf16" (linear layers on bf16-rounded
+    weights and activations, fp32 sums); LayerNorm, softmax and residuals stay fp32.
     pattern, sparsity: prune every linear layer of the encoder to this pattern
     ("4x1", "16x1", "2:4", ...) first; None keeps the zeros already in the
     weights (a model pruned earlier). method: "magnitude", or "activation"
@@ -40,8 +41,6 @@ def compile(model, *, dtype: str = "fp32", pattern: Optional[str] = None, sparsi
 
     if dtype not in DTYPES:
         raise ValueError(f"dtype '{dtype}': expected one of {DTYPES}")
-    if dtype == "bf16":
-        raise ValueError("dtype 'bf16' is not supported by this version of sparsecpu; use 'fp32' or 'int8'")
     if method not in METHODS:
         raise ValueError(f"method '{method}': expected one of {METHODS}")
     if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)

@@ -27,6 +27,12 @@ _COST = {
     "int8": {(16, 1): 2.2, (8, 1): 2.2, (4, 1): 2.3, (2, 1): 3.0, (1, 1): 4.5,
              (1, 4): 2.5, (4, 4): 2.3, (1, 16): 2.5, (16, 4): 2.2},
 }
+# bf16 with AVX512-BF16: dense layers run vdpbf16ps, sparse ones the fp32 block kernels on
+# bf16-rounded weights. How fast vdpbf16ps is depends on the core: on the Sapphire Rapids class
+# machine of docs/BENCHMARKS.md our bf16 dense kernel runs 0.75x our fp32 dense one (the
+# instruction issues at about half the FMA rate there; AMD Zen 4/5 issue it at the FMA rate).
+# Without AVX512-BF16 every bf16 layer runs fp32 kernels, costed as fp32.
+_BF16_DENSE_SPEEDUP = 0.75
 # Block shapes tried when the weights' zeros, not a pattern argument, decide.
 CANDIDATE_BLOCKS = ((16, 1), (8, 1), (4, 1), (4, 4), (1, 4), (2, 1), (1, 1))
 
@@ -41,6 +47,16 @@ class LayerFormat:
     @property
     def dense(self) -> bool:
         return self.pattern.kind == "dense"
+
+
+def _costs(dtype: str) -> Dict[Tuple[int, int], float]:
+    if dtype != "bf16":
+        return _COST[dtype]
+    from .._native import core
+
+    has_bf16_kernel = any(usable and isa != "ref" for _, isa, usable in core.gemm_bf16_kernels())
+    speedup = _BF16_DENSE_SPEEDUP if has_bf16_kernel else 1.0
+    return {block: cost * speedup for block, cost in _COST["fp32"].items()}
 
 
 def stored_share(nonzero: np.ndarray, rows: int, cols: int) -> float:
@@ -63,7 +79,7 @@ def choose_format(weight: np.ndarray, dtype: str, pattern: Optional[Pattern] = N
         blocks: Tuple[Tuple[int, int], ...] = ((pattern.rows, pattern.cols),)
     else:
         blocks = CANDIDATE_BLOCKS  # N:M and "keep the zeros": the zeros decide
-    costs: Dict[Tuple[int, int], float] = _COST[dtype]
+    costs: Dict[Tuple[int, int], float] = _costs(dtype)
     for rows, cols in blocks:
         share = stored_share(nonzero, rows, cols)
         cost = share * costs.get((rows, cols), max(costs.values()))

@@ -29,7 +29,7 @@ def value_widths(graph: Graph) -> Dict[str, int]:
 
 
 def make_linear(linear: Linear, fmt: LayerFormat, dtype: str):
-    impl = core.LinearS8 if dtype == "int8" else core.LinearF32
+    impl = {"fp32": core.LinearF32, "int8": core.LinearS8, "bf16": core.LinearBF16}[dtype]
     bias = None if linear.bias is None else np.ascontiguousarray(linear.bias, np.float32)
     return impl(np.ascontiguousarray(linear.weight, np.float32), bias, fmt.pattern.rows, fmt.pattern.cols,
                 fmt.dense, linear.activation or "none", "")

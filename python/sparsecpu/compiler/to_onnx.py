@@ -1,6 +1,7 @@
 """The compiled graph as a standard ONNX model (opset 17), so onnxruntime can
 run exactly the weights we run: pruned zeros kept; for int8 models the weights
-dequantized from their int8 values (activations are not quantized in the file).
+dequantized from their int8 values, for bf16 models the bf16-rounded weights
+(activations are not quantized or rounded in the file).
 
 Inputs input_ids, attention_mask (and token_type_ids when the model has token
 types), int64 (batch, sequence), dynamic in both; one output (batch, sequence,
@@ -27,6 +28,14 @@ def dequantized_int8(weight: np.ndarray) -> np.ndarray:
     scale = np.where(peak > 0, peak / np.float32(127), np.float32(1)).astype(np.float32)
     q = np.clip(np.rint(w / scale), -127, 127)
     return (q * scale).astype(np.float32)
+
+
+def rounded_bf16(weight: np.ndarray) -> np.ndarray:
+    """The weight our bf16 kernels multiply by: rounded to bf16, nearest even."""
+    bits = np.ascontiguousarray(weight, np.float32).view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) << 16
+    out = rounded.astype(np.uint32).view(np.float32)
+    return np.where(np.isnan(weight), weight, out).astype(np.float32)
 
 
 class _Builder:
@@ -68,7 +77,7 @@ def build_onnx(graph: Graph, dtype: str):
         if isinstance(node, Embeddings):
             values[node.output] = _embeddings(b, node)
         elif isinstance(node, Linear):
-            w = dequantized_int8(node.weight) if dtype == "int8" else node.weight
+            w = {"int8": dequantized_int8, "bf16": rounded_bf16}.get(dtype, lambda v: v)(node.weight)
             y = b.op("MatMul", [values[node.input], b.const(node.name + ".weight_t", np.ascontiguousarray(w.T))],
                      node.name)
             if node.bias is not None:

@@ -1,0 +1,65 @@
+#include <pybind11/numpy.h>
+#include <pybind11/pybind11.h>
+#include <pybind11/stl.h>
+
+#include <optional>
+#include <string>
+
+#include "bindings/checks.h"
+#include "kernels/gemm_bf16/gemm_bf16.h"
+#include "runtime/linear_bf16.h"
+
+namespace py = pybind11;
+
+namespace sparsecpu::bindings {
+namespace {
+
+using FloatArray = py::array_t<float, py::array::c_style>;
+
+}  // namespace
+
+void bind_linear_bf16(py::module_& m) {
+  m.def("gemm_bf16_kernels", [] {
+    py::list out;
+    for (const GemmBf16Kernel& k : gemm_bf16_kernels()) out.append(py::make_tuple(k.name, isa_name(k.isa), isa_usable(k.isa)));
+    return out;
+  }, "(name, isa, usable) of every bf16 kernel, highest ISA level first.");
+
+  py::class_<LinearBF16, std::shared_ptr<LinearBF16>>(m, "LinearBF16")
+      .def(py::init([](FloatArray w, std::optional<FloatArray> bias, int block_rows, int block_cols, bool dense,
+                       const std::string& activation, const std::string& kernel) {
+             require(w.ndim() == 2, "weight must be 2-D (out_features, in_features), got shape " + shape_text(w));
+             const int64_t n = w.shape(0), k = w.shape(1);
+             if (bias)
+               require(bias->ndim() == 1 && bias->shape(0) == n,
+                       "bias must have shape (" + std::to_string(n) + ",), got " + shape_text(*bias));
+             const Activation act = activation_from_name(activation);
+             py::gil_scoped_release release;
+             return new LinearBF16(w.data(), n, k, bias ? bias->data() : nullptr, BlockShape{block_rows, block_cols},
+                                   dense, act, kernel);
+           }),
+           py::arg("weight"), py::arg("bias"), py::arg("block_rows"), py::arg("block_cols"), py::arg("dense"),
+           py::arg("activation"), py::arg("kernel") = "")
+      .def("forward",
+           [](const LinearBF16& self, FloatArray x, std::optional<FloatArray> residual, int threads) {
+             check_input(x, self.in_features(), residual, self.out_features());
+             require(threads >= 0, "threads must be >= 0");
+             const int64_t m = x.shape(0), n = self.out_features();
+             FloatArray y({m, n});
+             const float* res = residual ? residual->data() : nullptr;
+             float* out = y.mutable_data();
+             {
+               py::gil_scoped_release release;
+               self.forward(x.data(), m, self.in_features(), res, out, threads);
+             }
+             return y;
+           },
+           py::arg("x"), py::arg("residual") = py::none(), py::arg("threads") = 0)
+      .def_property_readonly("kernel", &LinearBF16::kernel_name)
+      .def_property_readonly("out_features", &LinearBF16::out_features)
+      .def_property_readonly("in_features", &LinearBF16::in_features)
+      .def_property_readonly("nonzeros", &LinearBF16::nonzeros)
+      .def_property_readonly("packed_bytes", &LinearBF16::packed_bytes);
+}
+
+}  // namespace sparsecpu::bindings

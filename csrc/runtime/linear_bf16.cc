@@ -1,0 +1,58 @@
+#include "runtime/linear_bf16.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include "formats/aligned_buffer.h"
+#include "kernels/spmm_f32/spmm_f32.h"
+
+namespace sparsecpu {
+
+LinearBF16::LinearBF16(const float* w, int64_t n, int64_t k, const float* bias, BlockShape block, bool dense,
+                       Activation activation, const std::string& kernel_name)
+    : n_(n), k_(k), activation_(activation) {
+  if (bias) bias_.assign(bias, bias + n);
+  for (int64_t i = 0; i < n * k; ++i) nonzeros_ += w[i] != 0.0f;
+  const bool bf16_kernel = !kernel_name.empty() || select_gemm_bf16_kernel().isa != Isa::ref;
+  if (dense && bf16_kernel) {
+    kernel_ = kernel_name.empty() ? &select_gemm_bf16_kernel() : &gemm_bf16_kernel_by_name(kernel_name);
+    pairs_ = pack_channel_pairs_bf16(w, n, k);
+    return;
+  }
+  if (!kernel_name.empty()) throw std::invalid_argument("bf16 kernels run dense weights only");
+  std::vector<float> rounded(static_cast<size_t>(n * k));
+  round_rows_to_bf16(w, n, k, k, rounded.data(), k);
+  rounded_ = std::make_unique<LinearF32>(rounded.data(), n, k, bias, block, dense, activation, "");
+}
+
+size_t LinearBF16::packed_bytes() const {
+  return kernel_ ? pairs_.packed_bytes() : rounded_->weight().packed_bytes();
+}
+
+std::string LinearBF16::kernel_name() const {
+  return kernel_ ? kernel_->name : std::string(rounded_->kernel().name);
+}
+
+void LinearBF16::forward(const float* x, int64_t m, int64_t ldx, const float* residual, float* y, int threads) const {
+  if (kernel_) {
+    GemmBf16Problem p;
+    p.x = x;
+    p.m = m;
+    p.ldx = ldx;
+    p.w = &pairs_;
+    p.epilogue.bias = bias_.empty() ? nullptr : bias_.data();
+    p.epilogue.activation = activation_;
+    p.epilogue.residual = residual;
+    p.epilogue.ld_residual = n_;
+    p.y = y;
+    p.ldy = n_;
+    p.threads = threads;
+    kernel_->run(p);
+    return;
+  }
+  AlignedBuffer<float> rounded(static_cast<size_t>(std::max<int64_t>(1, m * k_)));
+  round_rows_to_bf16(x, m, k_, ldx, rounded.data(), k_);
+  rounded_->forward(rounded.data(), m, k_, residual, y, threads);
+}
+
+}  // namespace sparsecpu
