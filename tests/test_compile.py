@@ -266,8 +266,9 @@ def test_bad_model_directories_raise_clear_errors(tmp_path):
     (tmp_path / "empty").mkdir()
     with pytest.raises(ValueError, match="no config.json"):
         sc.compile(tmp_path / "empty")
-    with pytest.raises(ValueError, match="compiling ONNX files is not supported"):
-        sc.compile(os.path.join(DATA, "tiny_bert.onnx"))
+    (tmp_path / "weights.bin").write_bytes(b"\0" * 16)
+    with pytest.raises(ValueError, match=r"expected an ONNX file \(.onnx\) or a Hugging Face model directory"):
+        sc.compile(tmp_path / "weights.bin")
     with pytest.raises(TypeError, match="model must be a path"):
         sc.compile(42)
     d = write_dir(tmp_path, config="{not json")

@@ -31,11 +31,28 @@ class CompiledModel:
         self.output_name = graph.output_name
         embeddings = next(n for n in graph.nodes if isinstance(n, Embeddings))
         self._has_token_types = embeddings.token_type is not None
+        # Which keyword each input takes: the canonical names, and an ONNX graph's own names.
+        names = graph.config.get("input_names") or {role: role for role in _INPUTS}
+        self._keywords = {}
+        for role, name in names.items():
+            if name:
+                self._keywords[role] = role
+                self._keywords[name] = role
 
     # ---- running -----------------------------------------------------------------
-    def __call__(self, input_ids=None, attention_mask=None, token_type_ids=None, **unexpected) -> Dict[str, np.ndarray]:
-        if unexpected:
-            raise TypeError(f"unexpected input(s) {sorted(unexpected)}; the model takes {list(_INPUTS)}")
+    def __call__(self, **inputs) -> Dict[str, np.ndarray]:
+        roles: Dict[str, object] = {}
+        for key, value in inputs.items():
+            role = self._keywords.get(key)
+            if role is None:
+                raise TypeError(f"unexpected input '{key}'; the model takes {sorted(set(self._keywords))}")
+            if role in roles and value is not None and roles[role] is not None:
+                raise TypeError(f"input '{key}' given twice (as '{role}' too)")
+            if value is not None:
+                roles[role] = value
+        input_ids = roles.get("input_ids")
+        attention_mask = roles.get("attention_mask")
+        token_type_ids = roles.get("token_type_ids")
         if input_ids is None:
             raise TypeError("input_ids is required")
         ids = _ids(input_ids, "input_ids")

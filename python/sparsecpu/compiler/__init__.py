@@ -52,6 +52,8 @@ def compile(model, *, dtype: str = "fp32", pattern: Optional[str] = None, sparsi
         raise ValueError("example_inputs is for torch modules; this model does not take it")
     graph = load_graph(model)
     run_passes(graph)
+    if graph.config.get("family") == "onnx":
+        _check_against_onnxruntime(graph, model)
     report, p = None, None
     if pattern is not None:
         p = parse_pattern(pattern)
@@ -66,7 +68,10 @@ def compile(model, *, dtype: str = "fp32", pattern: Optional[str] = None, sparsi
 
 def load_graph(model) -> Graph:
     from ..frontend.hf import is_model_directory, load_hf_directory
+    from ..frontend.onnx import is_onnx_path, load_onnx_graph
 
+    if type(model).__name__ == "ModelProto" or is_onnx_path(model):
+        return load_onnx_graph(model)
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         if is_model_directory(path):
@@ -76,18 +81,69 @@ def load_graph(model) -> Graph:
                              "(config.json + model.safetensors)")
         if not os.path.exists(path):
             raise FileNotFoundError(f"{path}: no such file or directory")
-        raise ValueError(f"{path}: compiling ONNX files is not supported by this version of sparsecpu; "
-                         "pass a Hugging Face model directory (config.json + model.safetensors)")
-    raise TypeError(f"model must be a path to a Hugging Face model directory, got {type(model).__name__}")
+        raise ValueError(f"{path}: expected an ONNX file (.onnx) or a Hugging Face model directory "
+                         "(config.json + model.safetensors)")
+    raise TypeError(f"model must be a path to an .onnx file or a Hugging Face model directory, or an "
+                    f"onnx.ModelProto; got {type(model).__name__}")
 
 
-def _activation_scores(graph: Graph, calibration) -> Dict[str, np.ndarray]:
-    """|W| x input-feature L2 norm for every linear layer, from a dense fp32 run on the calibration inputs."""
+def _dense_fp32(graph: Graph):
     from ..model import CompiledModel
 
     formats = {linear.name: choose_format(linear.weight, "fp32") for linear in graph.linears()}
     plan, layers = lower(graph, formats, "fp32")
-    dense = CompiledModel(plan, graph, layers, "fp32", None, None)
+    return CompiledModel(plan, graph, layers, "fp32", None, None), plan
+
+
+def _check_against_onnxruntime(graph: Graph, model) -> None:
+    """Runs the mapped graph and the ONNX file (onnxruntime, when installed) on a small padded batch;
+    a disagreement means the file holds a pattern we misread, so it is refused."""
+    try:
+        import onnxruntime as ort
+    except ImportError:
+        return
+    from ..frontend.onnx import OnnxGraphError, load_onnx_model
+
+    proto, source = load_onnx_model(model)
+    names = graph.config["input_names"]
+    vocab = int(graph.config["vocab_size"])
+    seq = max(1, min(9, int(graph.config["max_positions"]) - 3))
+    rng = np.random.default_rng(0)
+    ids = rng.integers(min(3, vocab - 1), vocab, (2, seq)).astype(np.int64)
+    mask = np.ones_like(ids)
+    if seq > 2:
+        mask[1, seq - 2:] = 0
+    canonical = {"input_ids": ids, "attention_mask": mask, "token_type_ids": np.zeros_like(ids)}
+    if names.get("token_type_ids") and seq > 2:
+        canonical["token_type_ids"][:, seq // 2:] = 1 if graph.nodes[0].token_type.shape[0] > 1 else 0
+    feeds = {}
+    graph_inputs = {i.name: i for i in proto.graph.input}
+    for role, name in names.items():
+        if name:
+            elem = graph_inputs[name].type.tensor_type.elem_type
+            feeds[name] = canonical[role].astype(np.int32 if elem == 6 else bool if elem == 9 else np.int64)
+    options = ort.SessionOptions()
+    options.log_severity_level = 3
+    try:
+        session = ort.InferenceSession(proto.SerializeToString(), options, providers=["CPUExecutionProvider"])
+        expected = session.run(None, feeds)[0]
+    except Exception as exc:
+        raise OnnxGraphError(f"{source}: onnxruntime cannot run the model to check it ({str(exc)[:200]})") from None
+    dense, _ = _dense_fp32(graph)
+    actual = dense(**{role: canonical[role] for role, name in names.items() if name})[graph.output_name]
+    valid = mask.astype(bool)  # padded positions are not compared: exporters differ there
+    if expected.shape != actual.shape:
+        raise OnnxGraphError(f"{source}: the compiled model gives shape {actual.shape}, the ONNX graph "
+                             f"{expected.shape}; the graph holds a pattern sparsecpu misreads")
+    diff = float(np.abs(actual[valid] - expected[valid]).max())
+    if not diff <= 1e-3 * (1.0 + float(np.abs(expected[valid]).max())):
+        raise OnnxGraphError(f"{source}: the compiled model differs from the ONNX graph by {diff:.3g} on a test "
+                             "input; the graph holds a pattern sparsecpu misreads, so it is refused")
+
+
+def _activation_scores(graph: Graph, calibration) -> Dict[str, np.ndarray]:
+    """|W| x input-feature L2 norm for every linear layer, from a dense fp32 run on the calibration inputs."""
+    dense, plan = _dense_fp32(graph)
     inputs = _calibration_inputs(graph, calibration)
     plan.collect_input_square_sums(True)
     try:
