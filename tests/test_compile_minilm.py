@@ -39,3 +39,18 @@ def test_int8_keeps_per_token_cosine(reference):
     a, b = actual.reshape(-1, 384).astype(np.float64), expected.reshape(-1, 384).astype(np.float64)
     cos = (a * b).sum(1) / (np.linalg.norm(a, axis=1) * np.linalg.norm(b, axis=1))
     assert cos.mean() >= 0.99
+
+
+def test_exported_onnx_matches_the_directory(reference, tmp_path):
+    """The real model through torch.onnx: the ONNX frontend gives the directory frontend's answers."""
+    import sys
+    import os
+
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "bench"))
+    from prune_fidelity import export_minilm
+
+    path, ids, mask, expected = reference
+    onnx_path = export_minilm(str(tmp_path))
+    from_onnx = sc.compile(onnx_path)
+    actual = from_onnx(input_ids=ids, attention_mask=mask, token_type_ids=np.zeros_like(ids))
+    assert np.abs(actual[from_onnx.output_name] - expected).max() < 1e-3

@@ -5,6 +5,7 @@ from ._native import core as _core
 from .compiler import compile
 from .linear import SparseLinear
 from .model import CompiledModel
+from .serialize import load
 from .pruning import PruneReport, prune, prune_torch, prune_weight
 
 
@@ -24,4 +25,4 @@ def get_num_threads() -> int:
     return _core.get_num_threads()
 
 
-__all__ = ["__version__", "compile", "CompiledModel", "SparseLinear", "prune_weight", "prune", "prune_torch", "PruneReport", "cpu_info", "set_num_threads", "get_num_threads"]
+__all__ = ["__version__", "compile", "CompiledModel", "load", "SparseLinear", "prune_weight", "prune", "prune_torch", "PruneReport", "cpu_info", "set_num_threads", "get_num_threads"]

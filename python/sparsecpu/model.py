@@ -115,6 +115,18 @@ class CompiledModel:
 
         write_onnx(self._graph, self.dtype, path)
 
+    def save(self, path) -> None:
+        """Writes the compiled model to our own checked file format; `sparsecpu.load(path)` reads it."""
+        from .serialize import save
+
+        save(self, path)
+
+    def __reduce__(self):
+        # Pickle (multiprocessing, Ray, Dask) carries the saved file's bytes.
+        from .serialize import dumps, loads
+
+        return (loads, (dumps(self),))
+
     def __repr__(self) -> str:
         c = self._graph.config
         return (f"CompiledModel({c.get('family', '?')}, layers={c.get('layers', '?')}, "
