@@ -164,3 +164,37 @@ def test_bad_files_give_clear_errors(tmp_path):
         sc.compile(text)
     with pytest.raises(FileNotFoundError, match="absent.onnx"):
         sc.compile(tmp_path / "absent.onnx")
+
+
+def test_external_data_loads(tmp_path, rng):
+    model = onnx.load(path_of("tiny_roberta"))
+    target = tmp_path / "external.onnx"
+    onnx.save_model(model, str(target), save_as_external_data=True, all_tensors_to_one_file=True,
+                    location="external.onnx.data", size_threshold=0)
+    assert (tmp_path / "external.onnx.data").stat().st_size > target.stat().st_size
+    m = sc.compile(target)
+    ids, mask = padded_inputs(2, 9, rng, 1)
+    expected = session(path_of("tiny_roberta")).run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    assert np.abs(m(input_ids=ids, attention_mask=mask)["last_hidden_state"] - expected).max() < 1e-3
+
+
+def test_many_threads_share_one_onnx_model(compiled, rng):
+    import threading
+
+    m = compiled["tiny_distilbert_dynamo"]
+    batches = [padded_inputs(2, 4 + 3 * i, rng) for i in range(5)]
+    serial = [m(input_ids=ids, attention_mask=mask)["last_hidden_state"] for ids, mask in batches]
+    results = {}
+
+    def work(i):
+        ids, mask = batches[i % 5]
+        results[i] = m(input_ids=ids, attention_mask=mask)["last_hidden_state"]
+
+    threads = [threading.Thread(target=work, args=(i,)) for i in range(20)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    for i, r in results.items():
+        np.testing.assert_array_equal(r, serial[i % 5])
+    assert len(results) == 20

@@ -24,8 +24,11 @@ def compile(model, *, dtype: str = "fp32", pattern: Optional[str] = None, sparsi
             method: str = "magnitude", calibration=None, example_inputs=None, num_threads: Optional[int] = None):
     """Compiles a BERT-family encoder into a callable that runs in C++.
 
-    model: a Hugging Face model directory (config.json + model.safetensors) of a
-    BERT, RoBERTa or DistilBERT encoder.
+    model: an ONNX file (path or onnx.ModelProto) of a BERT-family encoder as
+    torch.onnx exports it; a Hugging Face model directory (config.json +
+    model.safetensors) of a BERT, RoBERTa or DistilBERT encoder; or a torch module
+    (transformers' BERT-family models map their weights directly; others are
+    exported to ONNX with `example_inputs`, a dict of input arrays).
     dtype: "fp32", "int8" (weights per output channel; activations quantized
     per token in the linear layers) or "bf16" (linear layers on bf16-rounded
     weights and activations, fp32 sums); LayerNorm, softmax and residuals stay fp32.
@@ -48,12 +51,18 @@ def compile(model, *, dtype: str = "fp32", pattern: Optional[str] = None, sparsi
         raise ValueError(f"num_threads must be None or an int >= 0, got {num_threads!r}")
     if pattern is None and sparsity is not None:
         raise ValueError("sparsity needs a pattern (e.g. pattern='4x1')")
-    if example_inputs is not None:
+    from ..frontend.torch import is_torch_module, load_torch_module
+
+    onnx_source = model
+    if is_torch_module(model):
+        graph, onnx_source = load_torch_module(model, example_inputs)
+    elif example_inputs is not None:
         raise ValueError("example_inputs is for torch modules; this model does not take it")
-    graph = load_graph(model)
+    else:
+        graph = load_graph(model)
     run_passes(graph)
-    if graph.config.get("family") == "onnx":
-        _check_against_onnxruntime(graph, model)
+    if graph.config.get("family") == "onnx" and onnx_source is not None:
+        _check_against_onnxruntime(graph, onnx_source)
     report, p = None, None
     if pattern is not None:
         p = parse_pattern(pattern)

@@ -36,8 +36,13 @@ def is_model_directory(path) -> bool:
 def load_hf_directory(path) -> Graph:
     path = os.fspath(path)
     config = _read_config(path)
+    return graph_from_config(path, config, _read_weights(path))
+
+
+def graph_from_config(path: str, config: dict, tensors: Dict[str, np.ndarray]) -> Graph:
+    """The IR of a BERT-family model from its config and its tensors by state-dict name
+    (a directory's files, or a torch module's config and state dict)."""
     family = config.get("model_type")
-    tensors = _read_weights(path)
     if family in ("bert", "roberta", "xlm-roberta", "camembert"):
         return _bert_graph(path, config, tensors, roberta=family != "bert")
     if family == "distilbert":
