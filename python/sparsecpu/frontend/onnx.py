@@ -57,7 +57,15 @@ def load_onnx_model(model):
 
 def load_onnx_graph(model) -> Graph:
     proto, source = load_onnx_model(model)
-    return _Mapper(proto, source).graph()
+    try:
+        return _Mapper(proto, source).graph()
+    except (OnnxGraphError, FileNotFoundError):
+        raise
+    except RecursionError:
+        raise OnnxGraphError(f"{source}: the graph is too deep to read (or has a cycle)") from None
+    except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
+        # A malformed graph (missing inputs, wrong attribute types, ...) that got past the checks above.
+        raise OnnxGraphError(f"{source}: malformed graph ({type(exc).__name__}: {str(exc)[:200]})") from None
 
 
 class _Mapper:
