@@ -154,15 +154,24 @@ void Plan::run(const int64_t* ids, const int64_t* token_types, const int32_t* ke
   if (batch <= 0 || seq <= 0) return;
   check_embedding_inputs(embedding_, ids, token_types, batch, seq);
   std::lock_guard<std::mutex> lock(mutex_);
-  const int64_t tokens = batch * seq;
+  // Whole sequences per pass, about tokens_per_pass_ tokens: the buffers of a pass stay in L2
+  // (a batch of 8 x 128 tokens in one pass ran 1.6x slower per token than one sequence).
+  const int64_t per_pass = std::max<int64_t>(1, std::min<int64_t>(batch, tokens_per_pass_ / seq));
+  const int64_t tokens = per_pass * seq;
   for (size_t i = 0; i < arena_.size(); ++i)
     if (static_cast<int>(i) != output_) arena_[i].reserve_discarding(static_cast<size_t>(tokens * widths_[i]));
-  for (PlanOp& op : ops_) {
-    const auto start = std::chrono::steady_clock::now();
-    run_op(op, tokens, ids, token_types, key_mask, batch, seq, out, threads);
-    op.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    ++op.calls;
+  const int64_t width = output_width();
+  for (int64_t first = 0; first < batch; first += per_pass) {
+    const int64_t count = std::min(per_pass, batch - first);
+    const int64_t offset = first * seq;
+    for (PlanOp& op : ops_) {
+      const auto start = std::chrono::steady_clock::now();
+      run_op(op, count * seq, ids + offset, token_types ? token_types + offset : nullptr,
+             key_mask ? key_mask + offset : nullptr, count, seq, out + offset * width, threads);
+      op.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    }
   }
+  for (PlanOp& op : ops_) ++op.calls;
 }
 
 void Plan::run_op(PlanOp& op, int64_t tokens, const int64_t* ids, const int64_t* token_types,

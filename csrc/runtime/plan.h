@@ -7,6 +7,7 @@
 // Plan serialize (the arena is shared); separate Plans run concurrently.
 #pragma once
 
+#include <algorithm>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -75,6 +76,9 @@ class Plan {
   // While on, each linear op adds the squares of its input columns (over all
   // tokens of every call) to input_square_sums: calibration for pruning.
   void collect_input_square_sums(bool on);
+  // Sequences run through all ops together, as many as fit in this many tokens (at least one).
+  int64_t tokens_per_pass() const { return tokens_per_pass_; }
+  void set_tokens_per_pass(int64_t tokens) { tokens_per_pass_ = std::max<int64_t>(1, tokens); }
 
  private:
   void check_buffer(int id, const char* role, const std::string& op) const;
@@ -90,6 +94,7 @@ class Plan {
   std::vector<PlanOp> ops_;
   int output_ = -1;
   bool collecting_ = false;
+  int64_t tokens_per_pass_ = 256;
   std::mutex mutex_;
 };
 
