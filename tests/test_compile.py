@@ -405,3 +405,15 @@ def test_long_sequences_match_onnxruntime(batch, seq, tmp_path, rng):
     expected = session(str(path)).run(None, {"input_ids": ids, "attention_mask": mask, "token_type_ids": types})[0]
     actual = m(input_ids=ids, attention_mask=mask, token_type_ids=types)["last_hidden_state"]
     assert np.abs(actual - expected).max() < 1e-3
+
+
+def test_sequences_run_in_passes_give_the_same_answers(rng):
+    m = sc.compile(os.path.join(DATA, "tiny_roberta"), dtype="int8")
+    ids, mask = inputs_for("tiny_roberta", 5, 40, rng)
+    whole = m(input_ids=ids, attention_mask=mask)["last_hidden_state"]
+    m._plan.tokens_per_pass = 1  # one sequence per pass
+    one_by_one = m(input_ids=ids, attention_mask=mask)["last_hidden_state"]
+    np.testing.assert_array_equal(whole, one_by_one)
+    for i in range(5):
+        alone = m(input_ids=ids[i:i + 1], attention_mask=mask[i:i + 1])["last_hidden_state"]
+        np.testing.assert_array_equal(alone[0], whole[i])
