@@ -48,6 +48,21 @@ def test_demo_embeds_and_compares_variants():
         assert "1.0000 / 1.0000" in next(r for r in rows if r.strip().startswith("onnxruntime fp32"))
 
 
+def test_bench_model_on_a_file_with_baselines(tmp_path):
+    js = tmp_path / "m.json"
+    model = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tiny_distilbert.onnx")
+    out = sparsecpu("bench", "model", model, "--batch", "1,2", "--seq", "16", "--dtype", "fp32,int8",
+                    "--sparsity", "0.8", "--quick", "--json", str(js))
+    assert out.returncode == 0, out.stderr
+    rows = json.loads(js.read_text())["rows"]
+    variants = {r["variant"] for r in rows}
+    assert {"fp32 dense", "int8 dense", "fp32 4x1 80%", "int8 4x1 80%"} <= variants
+    assert all(r["p90_ms"] >= r["p50_ms"] > 0 for r in rows)
+    if "onnxruntime int8" in variants:
+        assert all(r["vs_onnxruntime_int8"] for r in rows)
+    assert "p50" in out.stdout and "seq/s" in out.stdout
+
+
 def test_bench_gemm_quick_writes_json_and_csv(tmp_path):
     js, cs = tmp_path / "r.json", tmp_path / "r.csv"
     out = sparsecpu("bench", "gemm", "--shapes", "17,40,33", "--sparsity", "0.5,0.9", "--pattern", "4x1",

@@ -183,6 +183,51 @@ def cmd_bench_gemm(args) -> int:
 
 # ---- entry point --------------------------------------------------------------
 
+def cmd_bench_model(args) -> int:
+    import os
+    import tempfile
+
+    import sparsecpu as sc
+    from sparsecpu.benchmarks import model as bm
+
+    for d in args.dtype:
+        if d not in ("fp32", "int8", "bf16"):
+            raise CommandError(f"--dtype {d}: expected fp32, int8 or bf16")
+    for s in args.sparsity:
+        if not 0.0 <= s < 1.0:
+            raise CommandError(f"--sparsity {s:g}: must be in [0, 1)")
+    if any(t <= 0 for t in args.threads) or any(b <= 0 for b in args.batch) or any(q <= 0 for q in args.seq):
+        raise CommandError("--threads, --batch and --seq take counts >= 1")
+    baselines = [b for b in args.baseline if b and b != "none"]
+    for b in baselines:
+        if b != "onnxruntime":
+            raise CommandError(f"--baseline {b}: expected onnxruntime or none")
+    rounds, min_seconds = (3, 0.05) if args.quick else (args.repeats, 0.3)
+    info = sc.cpu_info()
+    print(f"sparsecpu {sc.__version__}, ISA {info['isa']}, {info['model']}; p50/p90 over {rounds} rounds")
+    rows = []
+    with tempfile.TemporaryDirectory(prefix="sparsecpu-bench-") as folder:
+        for model in args.models:
+            if model in bm.SHAPES:
+                path = bm.generate_bert(os.path.join(folder, model), *bm.SHAPES[model])
+            elif os.path.exists(model):
+                path = model
+            else:
+                raise CommandError(f"{model}: no such file or directory, and not one of {', '.join(bm.SHAPES)}",
+                                   EXIT_INPUT)
+            variants = bm.variants_for(args.dtype, args.pattern, args.sparsity)
+            name = model if model in bm.SHAPES else os.path.basename(os.path.normpath(model))
+            try:
+                rows += bm.run(name, path, folder, variants, args.batch, args.seq, args.threads, rounds, min_seconds,
+                               bool(baselines), lambda row: print(bm.format_row(row), flush=True))
+            except (ValueError, FileNotFoundError) as exc:
+                raise CommandError(str(exc), EXIT_INPUT) from None
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump({"environment": {"cpu": info["model"], "isa": info["isa"]}, "rows": rows}, f, indent=1)
+    return EXIT_OK
+
+
 def build_parser() -> argparse.ArgumentParser:
     from ._version import __version__
 
@@ -225,6 +270,21 @@ def build_parser() -> argparse.ArgumentParser:
     bench = sub.add_parser("bench", help="benchmarks")
     bench_sub = bench.add_subparsers(dest="bench_command", metavar="KIND", parser_class=_Parser)
     bench_sub.required = True
+    bm = bench_sub.add_parser("model", help="whole encoders: sparsecpu variants vs onnxruntime fp32/int8, one run")
+    bm.add_argument("models", nargs="+", metavar="MODEL",
+                    help="an .onnx file, a Hugging Face directory, or a generated shape: bert-mini, minilm, "
+                         "distilbert, bert-base, bert-large (random weights)")
+    bm.add_argument("--batch", type=_csv(int), default=[1, 8])
+    bm.add_argument("--seq", type=_csv(int), default=[128])
+    bm.add_argument("--threads", type=_csv(int), default=[1])
+    bm.add_argument("--dtype", type=_csv(str), default=["int8"])
+    bm.add_argument("--pattern", type=_csv(str), default=["4x1"])
+    bm.add_argument("--sparsity", type=_csv(float), default=[0.9])
+    bm.add_argument("--baseline", type=_csv(str), default=["onnxruntime"], help="onnxruntime or none")
+    bm.add_argument("--repeats", type=int, default=5)
+    bm.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
+    bm.add_argument("--json", help="write the rows to this file")
+    bm.set_defaults(func=cmd_bench_model)
     g = bench_sub.add_parser("gemm", help="GEMM shapes: sparse kernels vs dense baselines in one run")
     g.add_argument("--shapes", nargs="+", default=["goal"],
                    help="presets (goal, bert, bert-base, bert-large, bert-mini) or M,N,K triples (default goal)")
