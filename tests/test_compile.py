@@ -362,32 +362,9 @@ def test_to_onnx_leaves_no_temporary_file_on_failure(compiled, tmp_path):
 
 def generated_bert(folder, hidden=64, heads=4, inner=128, layers=2, positions=300, vocab=500, seed=0):
     """A BERT directory with random weights and a long position table."""
-    from safetensors.numpy import save_file
+    from sparsecpu.benchmarks.model import generate_bert
 
-    rng = np.random.default_rng(seed)
-    t = {"embeddings.word_embeddings.weight": rng.standard_normal((vocab, hidden)),
-         "embeddings.position_embeddings.weight": rng.standard_normal((positions, hidden)) * 0.2,
-         "embeddings.token_type_embeddings.weight": rng.standard_normal((2, hidden)) * 0.2,
-         "embeddings.LayerNorm.weight": 1 + 0.1 * rng.standard_normal(hidden),
-         "embeddings.LayerNorm.bias": 0.1 * rng.standard_normal(hidden)}
-    for i in range(layers):
-        p = f"encoder.layer.{i}."
-        for name, (n, k) in {"attention.self.query": (hidden, hidden), "attention.self.key": (hidden, hidden),
-                             "attention.self.value": (hidden, hidden), "attention.output.dense": (hidden, hidden),
-                             "intermediate.dense": (inner, hidden), "output.dense": (hidden, inner)}.items():
-            t[p + name + ".weight"] = rng.standard_normal((n, k)) / np.sqrt(k)
-            t[p + name + ".bias"] = 0.1 * rng.standard_normal(n)
-        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
-            t[p + norm + ".weight"] = 1 + 0.1 * rng.standard_normal(hidden)
-            t[p + norm + ".bias"] = 0.1 * rng.standard_normal(hidden)
-    os.makedirs(folder, exist_ok=True)
-    save_file({k: v.astype(np.float32) for k, v in t.items()}, os.path.join(folder, "model.safetensors"))
-    with open(os.path.join(folder, "config.json"), "w") as f:
-        json.dump({"model_type": "bert", "hidden_size": hidden, "num_hidden_layers": layers,
-                   "num_attention_heads": heads, "intermediate_size": inner, "vocab_size": vocab,
-                   "max_position_embeddings": positions, "type_vocab_size": 2, "hidden_act": "gelu",
-                   "layer_norm_eps": 1e-12, "pad_token_id": 0}, f)
-    return folder
+    return generate_bert(folder, hidden, heads, inner, layers, positions, vocab, seed)
 
 
 @pytest.mark.parametrize("batch,seq", [(4, 256), (1, 255), (3, 130)])

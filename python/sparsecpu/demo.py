@@ -8,7 +8,6 @@ generated, which shows the speed but whose embeddings mean nothing.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 import tempfile
@@ -92,33 +91,9 @@ def minilm_or_generated(workdir: str, generated: bool = False) -> DemoModel:
 
 def _generated_model(workdir: str, vocab: int = 8192) -> DemoModel:
     """all-MiniLM-L6-v2's shape (6 layers, 384 wide, 12 heads) with random weights."""
-    from safetensors.numpy import save_file
+    from .benchmarks.model import generate_bert
 
-    hidden, inner, layers = 384, 1536, 6
-    rng = np.random.default_rng(0)
-    tensors = {"embeddings.word_embeddings.weight": rng.standard_normal((vocab, hidden)) * 0.5,
-               "embeddings.position_embeddings.weight": rng.standard_normal((512, hidden)) * 0.1,
-               "embeddings.token_type_embeddings.weight": rng.standard_normal((2, hidden)) * 0.1,
-               "embeddings.LayerNorm.weight": np.ones(hidden), "embeddings.LayerNorm.bias": np.zeros(hidden)}
-    shapes = {"attention.self.query": (hidden, hidden), "attention.self.key": (hidden, hidden),
-              "attention.self.value": (hidden, hidden), "attention.output.dense": (hidden, hidden),
-              "intermediate.dense": (inner, hidden), "output.dense": (hidden, inner)}
-    for i in range(layers):
-        for name, (n, k) in shapes.items():
-            tensors[f"encoder.layer.{i}.{name}.weight"] = rng.standard_normal((n, k)) / np.sqrt(k)
-            tensors[f"encoder.layer.{i}.{name}.bias"] = rng.standard_normal(n) * 0.02
-        for norm in ("attention.output.LayerNorm", "output.LayerNorm"):
-            tensors[f"encoder.layer.{i}.{norm}.weight"] = np.ones(hidden)
-            tensors[f"encoder.layer.{i}.{norm}.bias"] = np.zeros(hidden)
-    path = os.path.join(workdir, "generated-bert")
-    os.makedirs(path)
-    save_file({k: np.ascontiguousarray(v, np.float32) for k, v in tensors.items()},
-              os.path.join(path, "model.safetensors"))
-    config = {"model_type": "bert", "hidden_size": hidden, "num_hidden_layers": layers, "num_attention_heads": 12,
-              "intermediate_size": inner, "vocab_size": vocab, "max_position_embeddings": 512,
-              "type_vocab_size": 2, "hidden_act": "gelu", "layer_norm_eps": 1e-12, "pad_token_id": 0}
-    with open(os.path.join(path, "config.json"), "w") as f:
-        json.dump(config, f)
+    path = generate_bert(os.path.join(workdir, "generated-bert"), 384, 12, 1536, 6, positions=512, vocab=vocab)
 
     def tokenize(texts, length=None):
         # Words hashed to ids: no vocabulary, but stable and the right shape.
