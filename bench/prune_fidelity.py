@@ -17,28 +17,10 @@ import numpy as np
 
 import sparsecpu as sc
 
-# Evaluated: sentences the activation statistics never saw.
-EVAL = [
-    "A man is playing a guitar on the street.",
-    "The new movie is so great that I watched it twice.",
-    "Stock markets fell sharply after the announcement.",
-    "She baked bread for her neighbours every Sunday.",
-    "The committee postponed the vote until next week.",
-    "Quantum computers may break today's public-key cryptography.",
-    "Children were building a sandcastle at the beach.",
-    "The recipe calls for two cups of flour and a pinch of salt.",
-]
-# Calibration for --method activation: other sentences of the same kind.
-CALIBRATION = [
-    "A woman is reading a book in the park.", "The train was delayed by heavy snow.",
-    "He repaired the old bicycle in his garage.", "The museum opens a new exhibition on Friday.",
-    "Prices of fresh vegetables rose this month.", "The team celebrated their victory late into the night.",
-    "A cat is sleeping on the warm windowsill.", "Researchers published the results in a journal.",
-    "The river flooded the fields after the storm.", "Our flight leaves early tomorrow morning.",
-    "The software update fixed several security issues.", "Volunteers cleaned up the beach on Saturday.",
-    "The orchestra played a symphony by Beethoven.", "Farmers are worried about the long drought.",
-    "The startup raised money from several investors.", "A dog chased the ball across the garden.",
-]
+# Evaluated sentences (the activation statistics never saw them) and calibration sentences:
+# the demo's, so the demo's cosines and this table's are measured on the same text.
+from sparsecpu.demo import CALIBRATION, SENTENCES as EVAL  # noqa: E402
+
 SETTINGS = [("2:4", None), ("4x1", 0.2), ("4x1", 0.3), ("4x1", 0.5), ("4x1", 0.8), ("unstructured", 0.2),
             ("unstructured", 0.3), ("unstructured", 0.5), ("unstructured", 0.8), ("unstructured", 0.9)]
 

@@ -12,7 +12,6 @@ lowest float added to the scores.
 from __future__ import annotations
 
 import os
-import tempfile
 
 import numpy as np
 
@@ -156,21 +155,8 @@ def _attention(b: _Builder, node: Attention, values, mask_bias: str) -> str:
 
 
 def write_onnx(graph: Graph, dtype: str, path) -> None:
-    """Writes through a temporary file in the target folder and renames it, so a failure leaves nothing half-written."""
-    import onnx
+    """Writes through a temporary file in the target folder and renames it, so a failure leaves
+    nothing half-written; weights past 2 GB go to `<name>.data` beside the file."""
+    from ..pruning.onnx_pruner import save_model
 
-    path = os.fspath(path)
-    model = build_onnx(graph, dtype)
-    folder = os.path.dirname(os.path.abspath(path))
-    fd, tmp = tempfile.mkstemp(prefix=".sparsecpu-", suffix=".onnx", dir=folder)
-    os.close(fd)
-    try:
-        if model.ByteSize() >= 1_800_000_000:
-            onnx.save_model(model, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
-                            location=os.path.basename(path) + ".data")
-        else:
-            onnx.save_model(model, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+    save_model(build_onnx(graph, dtype), os.fspath(path))
