@@ -123,3 +123,12 @@ def test_bad_isa_environment_is_one_line_for_the_command():
                          env=dict(os.environ, SPARSECPU_ISA="avx9000"), timeout=60)
     assert out.returncode == 2 and "Traceback" not in out.stderr
     assert out.stderr.strip() == out.stderr.strip().splitlines()[0] and "avx9000" in out.stderr
+
+
+def test_bench_plots(tmp_path):
+    pytest.importorskip("matplotlib")
+    png = tmp_path / "g.png"
+    out = sparsecpu("bench", "gemm", "--shapes", "17,40,33", "--sparsity", "0.5,0.9", "--pattern", "4x1",
+                    "--threads", "1", "--quick", "--plot", str(png))
+    assert out.returncode == 0, out.stderr
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"

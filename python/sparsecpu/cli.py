@@ -176,6 +176,12 @@ def cmd_bench_gemm(args) -> int:
             gemm.write_json(args.json, rows, machine, command)
         if args.csv:
             gemm.write_csv(args.csv, rows)
+        if args.plot:
+            from sparsecpu.benchmarks.plots import gemm_speedups
+
+            gemm_speedups(rows, args.plot)
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
     except OSError as exc:
         raise CommandError(f"{exc.filename}: {exc.strerror}", EXIT_INPUT) from None
     return EXIT_OK
@@ -222,9 +228,18 @@ def cmd_bench_model(args) -> int:
                                bool(baselines), lambda row: print(bm.format_row(row), flush=True))
             except (ValueError, FileNotFoundError) as exc:
                 raise CommandError(str(exc), EXIT_INPUT) from None
-    if args.json:
-        with open(args.json, "w") as f:
-            json.dump({"environment": {"cpu": info["model"], "isa": info["isa"]}, "rows": rows}, f, indent=1)
+    try:
+        if args.json:
+            with open(args.json, "w") as f:
+                json.dump({"environment": {"cpu": info["model"], "isa": info["isa"]}, "rows": rows}, f, indent=1)
+        if args.plot:
+            from sparsecpu.benchmarks.plots import model_latency_vs_seq
+
+            model_latency_vs_seq(rows, args.plot)
+    except ValueError as exc:
+        raise CommandError(str(exc), EXIT_USAGE) from None
+    except OSError as exc:
+        raise CommandError(f"{exc.filename}: {exc.strerror}", EXIT_INPUT) from None
     return EXIT_OK
 
 
@@ -284,6 +299,7 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--repeats", type=int, default=5)
     bm.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
     bm.add_argument("--json", help="write the rows to this file")
+    bm.add_argument("--plot", help="write latency vs sequence length to this PNG (needs matplotlib)")
     bm.set_defaults(func=cmd_bench_model)
     g = bench_sub.add_parser("gemm", help="GEMM shapes: sparse kernels vs dense baselines in one run")
     g.add_argument("--shapes", nargs="+", default=["goal"],
@@ -299,6 +315,7 @@ def build_parser() -> argparse.ArgumentParser:
     g.add_argument("--quick", action="store_true", help="3 short rounds: a smoke run, not a measurement")
     g.add_argument("--json", metavar="FILE", help="write rows, machine and geometric means as JSON")
     g.add_argument("--csv", metavar="FILE", help="write rows as CSV")
+    g.add_argument("--plot", metavar="FILE", help="write speedup vs sparsity per shape to this PNG (needs matplotlib)")
     g.set_defaults(func=cmd_bench_gemm)
     return parser
 
