@@ -156,11 +156,17 @@ def run(model_name: str, path: str, folder: str, variants: List[Variant], batche
                 results = []
                 # Ours interleaved round by round; onnxruntime apart (its threads spin after a call).
                 samples: Dict[str, List[float]] = {name: [] for name in compiled}
+                for m in compiled.values():
+                    m.reset_statistics()
                 for _ in range(rounds):
                     for name, m in compiled.items():
                         samples[name] += _samples(lambda m=m: m(**feeds), 1, min_seconds)
+                shares = {}
                 for name, s in samples.items():
                     results.append(Result(model_name, name, batch, seq, threads, s))
+                    ops = compiled[name]._plan.ops()
+                    total = sum(op["seconds"] for op in ops)
+                    shares[name] = sum(op["seconds"] for op in ops if op["kind"] == "attention") / total if total else 0
                 for name, session in sessions.items():
                     ort_feeds = {i.name: all_feeds[i.name] for i in session.get_inputs()}
                     s = _samples(lambda session=session, f=ort_feeds: session.run(None, f), rounds, min_seconds)
@@ -168,6 +174,7 @@ def run(model_name: str, path: str, folder: str, variants: List[Variant], batche
                 base = next((r.percentile(50) for r in results if r.variant == "onnxruntime int8"), None)
                 for r in results:
                     row = r.row(base)
+                    row["attention_share"] = shares.get(r.variant)
                     rows.append(row)
                     progress(row)
     return rows
@@ -175,5 +182,7 @@ def run(model_name: str, path: str, folder: str, variants: List[Variant], batche
 
 def format_row(row: dict) -> str:
     ratio = f"{row['vs_onnxruntime_int8']:5.2f}x ort-int8" if row["vs_onnxruntime_int8"] else ""
+    if row.get("attention_share") is not None:
+        ratio += f"  attention {row['attention_share']:.0%}"
     return (f"{row['model']:<12} b{row['batch']:<2} s{row['seq']:<4} t{row['threads']}  {row['variant']:<22} "
             f"p50 {row['p50_ms']:9.2f} ms  p90 {row['p90_ms']:9.2f} ms  {row['seq_per_s']:8.1f} seq/s  {ratio}")
