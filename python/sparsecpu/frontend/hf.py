@@ -72,12 +72,14 @@ def _read_weights(path: str) -> Dict[str, np.ndarray]:
         hint = f" (found {', '.join(present)}; convert to safetensors)" if present else ""
         raise ModelDirectoryError(f"{path}: no {WEIGHT_FILE}{hint}")
     try:
-        from safetensors.numpy import load_file
+        from safetensors import safe_open
     except ImportError:
         raise ModelDirectoryError("reading model directories needs the safetensors package "
                                   "(pip install safetensors)") from None
     try:
-        return load_file(file)
+        # One tensor at a time from the memory-mapped file: the model is in memory once, not twice.
+        with safe_open(file, framework="np") as f:
+            return {name: f.get_tensor(name) for name in f.keys()}
     except Exception as exc:  # safetensors raises its own error types for corrupt files
         raise ModelDirectoryError(f"{file}: not a readable safetensors file ({exc})") from None
 
