@@ -290,8 +290,40 @@ def test_bad_model_directories_raise_clear_errors(tmp_path):
         sc.compile(write_dir(tmp_path, config=tiny_config(), tensors=tensors))
     with open(os.path.join(DATA, "tiny_bert", "model.safetensors"), "rb") as f:
         truncated = f.read()[:5000]
-    with pytest.raises(ValueError, match="model.safetensors: not a readable safetensors file"):
+    with pytest.raises(ValueError, match=r"model.safetensors: tensor '.*' \(F32 \[.*\]\) does not fit the file"):
         sc.compile(write_dir(tmp_path, config=tiny_config(), raw=truncated))
+    with pytest.raises(ValueError, match="model.safetensors: not a readable safetensors file"):
+        sc.compile(write_dir(tmp_path, config=tiny_config(), raw=b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      "))
+    with pytest.raises(ValueError, match="shorter than its header"):
+        sc.compile(write_dir(tmp_path, config=tiny_config(), raw=b"abc"))
+
+
+def test_safetensors_reader_matches_the_library(tmp_path):
+    """Our memory-mapped reader against safetensors' own, including float16 and bfloat16 files."""
+    from safetensors.numpy import load_file, save_file
+
+    from sparsecpu.frontend.hf import read_safetensors
+
+    path = os.path.join(DATA, "tiny_bert", "model.safetensors")
+    ours, theirs = read_safetensors(path), load_file(path)
+    assert ours.keys() == theirs.keys()
+    for name in ours:
+        np.testing.assert_array_equal(ours[name], theirs[name])
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((5, 7)).astype(np.float32)
+    save_file({"half": x.astype(np.float16), "ids": np.arange(4, dtype=np.int64)}, str(tmp_path / "h.safetensors"))
+    got = read_safetensors(str(tmp_path / "h.safetensors"))
+    np.testing.assert_array_equal(got["half"], x.astype(np.float16))
+    np.testing.assert_array_equal(got["ids"], np.arange(4))
+    # bfloat16 as safetensors writes it: the upper 16 bits of each float32, dtype "BF16".
+    import json
+    import struct
+
+    upper = (x.view(np.uint32) >> 16).astype(np.uint16)
+    header = json.dumps({"w": {"dtype": "BF16", "shape": [5, 7], "data_offsets": [0, upper.nbytes]}}).encode()
+    (tmp_path / "b.safetensors").write_bytes(struct.pack("<Q", len(header)) + header + upper.tobytes())
+    expected = (upper.astype(np.uint32) << 16).view(np.float32)
+    np.testing.assert_array_equal(read_safetensors(str(tmp_path / "b.safetensors"))["w"], expected)
 
 
 def test_bad_arguments_raise_clear_errors():

@@ -15,6 +15,48 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 
 
+class SparseRows:
+    """A mostly-zero weight kept as compressed rows (row pointers, column indices, float32 values):
+    pruned weights take nnz x 8 bytes instead of a dense copy. np.asarray(w) gives the dense matrix."""
+
+    def __init__(self, dense: np.ndarray):
+        dense = np.asarray(dense, np.float32)
+        self.shape = tuple(dense.shape)
+        rows, cols = np.nonzero(dense)
+        self.indptr = np.zeros(self.shape[0] + 1, np.int64)
+        np.cumsum(np.bincount(rows, minlength=self.shape[0]), out=self.indptr[1:])
+        self.indices = cols.astype(np.int32)
+        self.values = dense[rows, cols]
+
+    @property
+    def size(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    @property
+    def dtype(self):
+        return np.dtype(np.float32)
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    def __array__(self, dtype=None, copy=None):
+        dense = np.zeros(self.shape, np.float32)
+        rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
+        dense[rows, self.indices] = self.values
+        return dense if dtype is None else dense.astype(dtype)
+
+    @staticmethod
+    def worth_it(dense: np.ndarray) -> bool:
+        """True when compressed rows are smaller than the dense matrix (under half nonzero)."""
+        return np.count_nonzero(dense) * 8 < dense.size * 4
+
+
+def dense_weight(weight) -> np.ndarray:
+    """The dense float32 matrix of a weight (an array or SparseRows)."""
+    return np.asarray(weight, np.float32)
+
+
 @dataclass
 class Embeddings:
     name: str
@@ -35,7 +77,7 @@ class Linear:
     name: str
     input: str
     output: str
-    weight: np.ndarray            # (out_features, in_features) float32
+    weight: "np.ndarray | SparseRows"  # (out_features, in_features) float32
     bias: Optional[np.ndarray]
     activation: Optional[str] = None  # None | "gelu" | "relu", applied before the residual
     residual: Optional[str] = None    # value added after the activation

@@ -54,7 +54,10 @@ class _Blobs:
         return entry
 
 
-def _weight_entry(blobs: _Blobs, w: np.ndarray) -> dict:
+def _weight_entry(blobs: _Blobs, weight) -> dict:
+    from .ir import dense_weight
+
+    w = dense_weight(weight)
     nonzero = w != 0
     nnz = int(nonzero.sum())
     if nnz * 8 + (w.shape[0] + 1) * 8 < w.size * 4:
@@ -219,14 +222,16 @@ def loads(data: bytes, where: str = "<bytes>"):
                 raise ModelFileError(f"{where}: corrupt header (unknown node type '{kind}')")
         graph = Graph(nodes, output=h["output"], output_name=h["output_name"], source=h.get("source", where),
                       config=h["config"])
+        from .compiler import _compress_sparse_weights
         graph.check()
         formats = {}
         for linear in graph.linears():
             pattern = parse_pattern(h["formats"][linear.name])
-            nonzero = linear.weight != 0
+            nonzero = np.asarray(linear.weight) != 0
             stored = 1.0 if pattern.kind == "dense" else stored_share(nonzero, pattern.rows, pattern.cols)
             formats[linear.name] = LayerFormat(pattern, float(nonzero.mean()), stored, 0.0)
         plan, layers = lower(graph, formats, h["dtype"])
+        _compress_sparse_weights(graph)
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, IndexError) as exc:

@@ -7,7 +7,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from ..ir import Graph
+from ..ir import Graph, SparseRows, dense_weight
 from ..patterns import parse_pattern
 from ..pruning.policy import MIN_WIDTH
 from ..pruning.report import PruneReport
@@ -70,8 +70,9 @@ def compile(model, *, dtype: str = "fp32", pattern: Optional[str] = None, sparsi
             raise ValueError(f"pattern '{p.name}' needs a sparsity in [0, 1]")
         scores = _activation_scores(graph, calibration) if method == "activation" else {}
         report = _prune_graph(graph, p, sparsity, scores, method)
-    formats = {linear.name: choose_format(linear.weight, dtype, p) for linear in graph.linears()}
+    formats = {linear.name: choose_format(dense_weight(linear.weight), dtype, p) for linear in graph.linears()}
     plan, layers = lower(graph, formats, dtype)
+    _compress_sparse_weights(graph)  # kept for save() and to_onnx(); the kernels have their own copy
     return CompiledModel(plan, graph, layers, dtype, num_threads, report)
 
 
@@ -96,10 +97,16 @@ def load_graph(model) -> Graph:
                     f"onnx.ModelProto; got {type(model).__name__}")
 
 
+def _compress_sparse_weights(graph: Graph) -> None:
+    for linear in graph.linears():
+        if isinstance(linear.weight, np.ndarray) and SparseRows.worth_it(linear.weight):
+            linear.weight = SparseRows(linear.weight)
+
+
 def _dense_fp32(graph: Graph):
     from ..model import CompiledModel
 
-    formats = {linear.name: choose_format(linear.weight, "fp32") for linear in graph.linears()}
+    formats = {linear.name: choose_format(dense_weight(linear.weight), "fp32") for linear in graph.linears()}
     plan, layers = lower(graph, formats, "fp32")
     return CompiledModel(plan, graph, layers, "fp32", None, None), plan
 
@@ -161,7 +168,7 @@ def _activation_scores(graph: Graph, calibration) -> Dict[str, np.ndarray]:
     finally:
         plan.collect_input_square_sums(False)
     norms = {op["name"]: np.sqrt(op["input_square_sums"]) for op in plan.ops() if op["kind"] == "linear"}
-    return {linear.name: np.abs(linear.weight) * norms[linear.name][None, :].astype(np.float32)
+    return {linear.name: np.abs(dense_weight(linear.weight)) * norms[linear.name][None, :].astype(np.float32)
             for linear in graph.linears()}
 
 
@@ -193,9 +200,10 @@ def _prune_graph(graph: Graph, p, sparsity, scores: Dict[str, np.ndarray], metho
     report = PruneReport(pattern=p.name, method=method)
     for linear in graph.linears():
         n, k = linear.weight.shape
+        weight = dense_weight(linear.weight)
         pieces, first = [], 0
         for source, rows in zip(linear.sources or (linear.name,), linear.source_rows or (n,)):
-            part = linear.weight[first:first + rows]
+            part = weight[first:first + rows]
             score = scores.get(linear.name)
             score = None if score is None else score[first:first + rows]
             if min(rows, k) < MIN_WIDTH:
@@ -208,5 +216,7 @@ def _prune_graph(graph: Graph, p, sparsity, scores: Dict[str, np.ndarray], metho
                                       "sparsity": float((pruned == 0).mean())})
                 pieces.append(pruned)
             first += rows
-        linear.weight = np.ascontiguousarray(np.concatenate(pieces), dtype=np.float32)
+        pruned = np.ascontiguousarray(np.concatenate(pieces), dtype=np.float32)
+        # Compressed at once: one dense pruned copy at a time, whatever the model's size.
+        linear.weight = SparseRows(pruned) if SparseRows.worth_it(pruned) else pruned
     return report

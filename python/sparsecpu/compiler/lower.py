@@ -7,7 +7,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from .._native import core
-from ..ir import Attention, Embeddings, Graph, LayerNorm, Linear
+from ..ir import Attention, Embeddings, Graph, LayerNorm, Linear, dense_weight
 from .formats import LayerFormat
 
 
@@ -31,7 +31,7 @@ def value_widths(graph: Graph) -> Dict[str, int]:
 def make_linear(linear: Linear, fmt: LayerFormat, dtype: str):
     impl = {"fp32": core.LinearF32, "int8": core.LinearS8, "bf16": core.LinearBF16}[dtype]
     bias = None if linear.bias is None else np.ascontiguousarray(linear.bias, np.float32)
-    return impl(np.ascontiguousarray(linear.weight, np.float32), bias, fmt.pattern.rows, fmt.pattern.cols,
+    return impl(np.ascontiguousarray(dense_weight(linear.weight)), bias, fmt.pattern.rows, fmt.pattern.cols,
                 fmt.dense, linear.activation or "none", "")
 
 

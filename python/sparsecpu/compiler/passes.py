@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ..ir import Activation, Add, Attention, Graph, Linear
+from ..ir import Activation, Add, Attention, Graph, Linear, dense_weight
 
 
 def run_passes(graph: Graph) -> Graph:
@@ -39,7 +39,7 @@ def fuse_qkv(graph: Graph) -> None:
             continue
         widths = [p.weight.shape[0] for p in projections]
         biases = [p.bias if p.bias is not None else np.zeros(w, np.float32) for p, w in zip(projections, widths)]
-        fused = Linear(f"{att.name}.qkv", q.input, f"{att.name}.qkv", np.concatenate([p.weight for p in projections]),
+        fused = Linear(f"{att.name}.qkv", q.input, f"{att.name}.qkv", np.concatenate([dense_weight(p.weight) for p in projections]),
                        np.concatenate(biases), sources=q.sources + k.sources + v.sources,
                        source_rows=q.source_rows + k.source_rows + v.source_rows)
         position = min(graph.nodes.index(p) for p in projections)

@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from ..ir import Attention, Embeddings, Graph, LayerNorm, Linear
+from ..ir import Attention, Embeddings, Graph, LayerNorm, Linear, dense_weight
 
 OPSET = 17
 
@@ -76,7 +76,7 @@ def build_onnx(graph: Graph, dtype: str):
         if isinstance(node, Embeddings):
             values[node.output] = _embeddings(b, node)
         elif isinstance(node, Linear):
-            w = {"int8": dequantized_int8, "bf16": rounded_bf16}.get(dtype, lambda v: v)(node.weight)
+            w = {"int8": dequantized_int8, "bf16": rounded_bf16}.get(dtype, lambda v: v)(dense_weight(node.weight))
             y = b.op("MatMul", [values[node.input], b.const(node.name + ".weight_t", np.ascontiguousarray(w.T))],
                      node.name)
             if node.bias is not None:

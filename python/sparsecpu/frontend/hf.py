@@ -72,16 +72,74 @@ def _read_weights(path: str) -> Dict[str, np.ndarray]:
         hint = f" (found {', '.join(present)}; convert to safetensors)" if present else ""
         raise ModelDirectoryError(f"{path}: no {WEIGHT_FILE}{hint}")
     try:
-        from safetensors import safe_open
-    except ImportError:
-        raise ModelDirectoryError("reading model directories needs the safetensors package "
-                                  "(pip install safetensors)") from None
-    try:
-        # One tensor at a time from the memory-mapped file: the model is in memory once, not twice.
-        with safe_open(file, framework="np") as f:
-            return {name: f.get_tensor(name) for name in f.keys()}
-    except Exception as exc:  # safetensors raises its own error types for corrupt files
+        return read_safetensors(file)
+    except ModelDirectoryError:
+        raise
+    except (OSError, ValueError) as exc:
         raise ModelDirectoryError(f"{file}: not a readable safetensors file ({exc})") from None
+
+
+_SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": np.uint16,
+                       "I64": np.int64, "I32": np.int32, "I16": np.int16, "I8": np.int8, "U8": np.uint8,
+                       "BOOL": np.bool_}
+
+
+def read_safetensors(file: str) -> Dict[str, np.ndarray]:
+    """Every tensor of a .safetensors file as a numpy array (BF16 widened to float32).
+
+    The file is memory-mapped and each tensor copied out, then its pages are dropped, so the
+    model is in memory once while it is read. The header is checked (JSON, offsets inside the
+    file, sizes matching dtype x shape) before any tensor is touched."""
+    import json
+    import mmap
+
+    size = os.path.getsize(file)
+    with open(file, "rb") as f:
+        head = f.read(8)
+        if len(head) < 8:
+            raise ModelDirectoryError(f"{file}: not a readable safetensors file (shorter than its header)")
+        header_len = int.from_bytes(head, "little")
+        if header_len > min(size - 8, 100 << 20):
+            raise ModelDirectoryError(f"{file}: not a readable safetensors file (header of {header_len} bytes)")
+        try:
+            header = json.loads(f.read(header_len))
+        except ValueError:
+            raise ModelDirectoryError(f"{file}: not a readable safetensors file (its header is not JSON)") from None
+        if not isinstance(header, dict):
+            raise ModelDirectoryError(f"{file}: not a readable safetensors file (its header is not a JSON object)")
+        base = 8 + header_len
+        entries = []
+        for name, info in header.items():
+            if name == "__metadata__":
+                continue
+            try:
+                dtype = np.dtype(_SAFETENSORS_DTYPES[info["dtype"]])
+                shape = tuple(int(d) for d in info["shape"])
+                start, end = (int(o) for o in info["data_offsets"])
+            except (KeyError, TypeError, ValueError):
+                raise ModelDirectoryError(f"{file}: tensor '{name}' has an unreadable header entry") from None
+            count = int(np.prod(shape, dtype=np.int64))
+            if min(shape, default=0) < 0 or start < 0 or end - start != count * dtype.itemsize or base + end > size:
+                raise ModelDirectoryError(f"{file}: tensor '{name}' ({info['dtype']} {list(shape)}) does not fit "
+                                          "the file")
+            entries.append((name, info["dtype"], dtype, shape, base + start, count))
+        if size == base:
+            return {name: np.zeros(shape, dtype) for name, _, dtype, shape, _, _ in entries}
+        mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        try:
+            tensors = {}
+            page = mmap.PAGESIZE
+            for name, kind, dtype, shape, offset, count in entries:
+                array = np.frombuffer(mapped, dtype=dtype, count=count, offset=offset).reshape(shape).copy()
+                if kind == "BF16":
+                    array = (array.astype(np.uint32) << 16).view(np.float32)
+                tensors[name] = array
+                first = offset // page * page
+                if hasattr(mapped, "madvise") and count:  # drop the pages just copied
+                    mapped.madvise(mmap.MADV_DONTNEED, first, offset + count * dtype.itemsize - first)
+            return tensors
+        finally:
+            mapped.close()
 
 
 class _Weights:
