@@ -46,7 +46,15 @@ def cmd_info(args) -> int:
     eye = np.eye(16, dtype=np.float32)
     kernels = {p: sc.SparseLinear(eye, pattern=p).kernel for p in INFO_PATTERNS}
     int8_kernels = {p: sc.SparseLinear(eye, pattern=p, dtype="int8").kernel for p in INFO_PATTERNS}
-    info = dict(info, version=sc.__version__, fp32_kernels=kernels, int8_kernels=int8_kernels)
+    bf16_kernels = {p: sc.SparseLinear(eye, pattern=p, dtype="bf16").kernel for p in INFO_PATTERNS}
+    from sparsecpu import _core
+
+    def best(kernels):
+        return next(name for name, _, usable in kernels if usable)
+
+    encoder_ops = {"attention": best(_core.attention_kernels()), "layernorm": best(_core.layernorm_kernels())}
+    info = dict(info, version=sc.__version__, fp32_kernels=kernels, int8_kernels=int8_kernels,
+                bf16_kernels=bf16_kernels, encoder_op_kernels=encoder_ops)
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
@@ -57,9 +65,10 @@ def cmd_info(args) -> int:
     print(f"flags:          {' '.join(info['flags'])}")
     print(f"physical cores: {info['physical_cores']}")
     print(f"threads:        {info['num_threads']}")
-    print("kernels:           fp32                         int8")
+    print("kernels:           fp32                         int8                         bf16")
     for pattern in INFO_PATTERNS:
-        print(f"  {pattern:<6} {kernels[pattern]:<28} {int8_kernels[pattern]}")
+        print(f"  {pattern:<6} {kernels[pattern]:<28} {int8_kernels[pattern]:<28} {bf16_kernels[pattern]}")
+    print(f"encoder ops:    {encoder_ops['attention']}, {encoder_ops['layernorm']}")
     return EXIT_OK
 
 
