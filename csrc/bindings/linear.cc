@@ -53,21 +53,7 @@ void bind_linear(py::module_& m) {
            }),
            py::arg("weight"), py::arg("bias"), py::arg("block_rows"), py::arg("block_cols"), py::arg("dense"),
            py::arg("activation"), py::arg("kernel") = "")
-      .def("forward",
-           [](const LinearF32& self, FloatArray x, std::optional<FloatArray> residual, int threads) {
-             check_input(x, self.in_features(), residual, self.out_features());
-             const int64_t m = x.shape(0), n = self.out_features();
-             require(threads >= 0, "threads must be >= 0");
-             FloatArray y({m, n});
-             const float* res = residual ? residual->data() : nullptr;
-             float* out = y.mutable_data();
-             {
-               py::gil_scoped_release release;
-               self.forward(x.data(), m, self.in_features(), res, out, threads);
-             }
-             return y;
-           },
-           py::arg("x"), py::arg("residual") = py::none(), py::arg("threads") = 0)
+      .def("forward", &forward_f32<LinearF32>, py::arg("x"), py::arg("residual") = py::none(), py::arg("threads") = 0)
       .def_property_readonly("kernel", [](const LinearF32& self) { return std::string(self.kernel().name); })
       .def_property_readonly("out_features", &LinearF32::out_features)
       .def_property_readonly("in_features", &LinearF32::in_features)

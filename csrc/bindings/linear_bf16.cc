@@ -40,21 +40,7 @@ void bind_linear_bf16(py::module_& m) {
            }),
            py::arg("weight"), py::arg("bias"), py::arg("block_rows"), py::arg("block_cols"), py::arg("dense"),
            py::arg("activation"), py::arg("kernel") = "")
-      .def("forward",
-           [](const LinearBF16& self, FloatArray x, std::optional<FloatArray> residual, int threads) {
-             check_input(x, self.in_features(), residual, self.out_features());
-             require(threads >= 0, "threads must be >= 0");
-             const int64_t m = x.shape(0), n = self.out_features();
-             FloatArray y({m, n});
-             const float* res = residual ? residual->data() : nullptr;
-             float* out = y.mutable_data();
-             {
-               py::gil_scoped_release release;
-               self.forward(x.data(), m, self.in_features(), res, out, threads);
-             }
-             return y;
-           },
-           py::arg("x"), py::arg("residual") = py::none(), py::arg("threads") = 0)
+      .def("forward", &forward_f32<LinearBF16>, py::arg("x"), py::arg("residual") = py::none(), py::arg("threads") = 0)
       .def_property_readonly("kernel", &LinearBF16::kernel_name)
       .def_property_readonly("out_features", &LinearBF16::out_features)
       .def_property_readonly("in_features", &LinearBF16::in_features)

@@ -59,17 +59,7 @@ void bind_linear_s8(py::module_& m) {
           },
           py::arg("weight"), py::arg("block_rows"), py::arg("block_cols"), py::arg("dense"), py::arg("kernel") = "",
           "Integer weights as given (scale 1): for exact tests of the int32 accumulators.")
-      .def("forward",
-           [](const LinearS8& self, FloatArray x, std::optional<FloatArray> residual, int threads) {
-             check_input(x, self.in_features(), residual, self.out_features());
-             FloatArray y({static_cast<int64_t>(x.shape(0)), self.out_features()});
-             const float* res = residual ? residual->data() : nullptr;
-             float* out = y.mutable_data();
-             py::gil_scoped_release release;
-             self.forward(x.data(), x.shape(0), self.in_features(), res, out, threads);
-             return y;
-           },
-           py::arg("x"), py::arg("residual") = py::none(), py::arg("threads") = 0)
+      .def("forward", &forward_f32<LinearS8>, py::arg("x"), py::arg("residual") = py::none(), py::arg("threads") = 0)
       .def("forward_s8",
            [](const LinearS8& self, FloatArray x, std::optional<FloatArray> residual, float out_scale, int threads) {
              check_input(x, self.in_features(), residual, self.out_features());

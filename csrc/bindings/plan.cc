@@ -136,10 +136,7 @@ void bind_plan(py::module_& m) {
       .def("reset_statistics", &Plan::reset_statistics)
       .def("collect_input_square_sums", &Plan::collect_input_square_sums, py::arg("on"))
       .def_property("tokens_per_pass", &Plan::tokens_per_pass, &Plan::set_tokens_per_pass)
-      .def_property_readonly("output_width", &Plan::output_width)
-      .def_property_readonly("vocab_size", &Plan::embedding_vocab)
-      .def_property_readonly("max_positions", &Plan::embedding_positions)
-      .def_property_readonly("token_types", &Plan::embedding_token_types);
+      .def_property_readonly("output_width", &Plan::output_width);
 }
 
 }  // namespace sparsecpu::bindings

@@ -67,9 +67,6 @@ class Plan {
            float* out, int threads);
 
   int64_t output_width() const;
-  int64_t embedding_vocab() const { return embedding_.vocab; }
-  int64_t embedding_positions() const { return embedding_.positions; }
-  int64_t embedding_token_types() const { return embedding_.token_types; }
   const std::vector<PlanOp>& ops() const { return ops_; }
   std::string kernel_of(const PlanOp& op) const;
   void reset_statistics();

@@ -127,31 +127,13 @@ def long_input(model: DemoModel, tokens: int) -> Dict[str, np.ndarray]:
 
 def onnxruntime_sessions(compiled_dense, workdir: str, threads: int) -> Dict[str, Callable]:
     """onnxruntime fp32 on the dense model's to_onnx() file, and its dynamic per-channel int8 quantization."""
-    try:
-        import onnxruntime as ort
-    except ImportError:
-        return {}
+    from .benchmarks.model import onnxruntime_sessions as sessions_for
+
     fp32_path = os.path.join(workdir, "dense.onnx")
     compiled_dense.to_onnx(fp32_path)
-    options = ort.SessionOptions()
-    options.intra_op_num_threads = threads
-    options.inter_op_num_threads = 1
-    options.log_severity_level = 3
-    sessions = {"onnxruntime fp32": ort.InferenceSession(fp32_path, options, providers=["CPUExecutionProvider"])}
-    try:
-        import logging
-
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-
-        logging.getLogger().setLevel(logging.ERROR)  # its "consider pre-processing" advice
-        int8_path = os.path.join(workdir, "dense-int8.onnx")
-        quantize_dynamic(fp32_path, int8_path, weight_type=QuantType.QInt8, per_channel=True)
-        sessions["onnxruntime int8 (dynamic, per channel)"] = ort.InferenceSession(
-            int8_path, options, providers=["CPUExecutionProvider"])
-    except Exception:  # quantization tooling is optional; fp32 stays
-        pass
-    return {name: (lambda s: lambda inputs: {"last_hidden_state": s.run(None, _onnx_feeds(inputs))[0]})(s)
-            for name, s in sessions.items()}
+    names = {"onnxruntime fp32": "onnxruntime fp32", "onnxruntime int8": "onnxruntime int8 (dynamic, per channel)"}
+    return {names[name]: (lambda s: lambda inputs: {"last_hidden_state": s.run(None, _onnx_feeds(inputs))[0]})(s)
+            for name, s in sessions_for(fp32_path, workdir, threads).items()}
 
 
 def run_demo(threads: int, tokens: int = 128, rounds: int = 5, generated: bool = False, out=print) -> bool:

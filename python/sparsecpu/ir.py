@@ -28,6 +28,13 @@ class SparseRows:
         self.indices = cols.astype(np.int32)
         self.values = dense[rows, cols]
 
+    @classmethod
+    def from_parts(cls, shape, indptr: np.ndarray, indices: np.ndarray, values: np.ndarray) -> "SparseRows":
+        """From checked compressed rows (a saved model's)."""
+        rows = cls.__new__(cls)
+        rows.shape, rows.indptr, rows.indices, rows.values = tuple(shape), indptr, indices, values
+        return rows
+
     @property
     def size(self) -> int:
         return self.shape[0] * self.shape[1]
@@ -163,8 +170,7 @@ class Graph:
         return None
 
     def consumers(self, value: str) -> List[Node]:
-        used = [n for n in self.nodes if value in n.inputs]
-        return used
+        return [n for n in self.nodes if value in n.inputs]
 
     def linears(self) -> List[Linear]:
         return [n for n in self.nodes if isinstance(n, Linear)]

@@ -7,7 +7,7 @@ from typing import Dict, List, Optional
 import numpy as np
 
 from ._native import core
-from .ir import Embeddings, Graph
+from .ir import Graph
 
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
@@ -29,8 +29,6 @@ class CompiledModel:
         self.num_threads = num_threads
         self.prune_report = report
         self.output_name = graph.output_name
-        embeddings = next(n for n in graph.nodes if isinstance(n, Embeddings))
-        self._has_token_types = embeddings.token_type is not None
         # Which keyword each input takes: the canonical names, and an ONNX graph's own names.
         names = graph.config.get("input_names") or {role: role for role in _INPUTS}
         self._keywords = {}

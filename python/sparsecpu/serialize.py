@@ -55,18 +55,15 @@ class _Blobs:
 
 
 def _weight_entry(blobs: _Blobs, weight) -> dict:
-    from .ir import dense_weight
+    from .ir import SparseRows, dense_weight
 
-    w = dense_weight(weight)
-    nonzero = w != 0
-    nnz = int(nonzero.sum())
-    if nnz * 8 + (w.shape[0] + 1) * 8 < w.size * 4:
-        rows, cols = np.nonzero(nonzero)
-        indptr = np.zeros(w.shape[0] + 1, np.int64)
-        np.cumsum(np.bincount(rows, minlength=w.shape[0]), out=indptr[1:])
-        return {"sparse": True, "shape": list(w.shape), "indptr": blobs.add(indptr),
-                "indices": blobs.add(cols.astype(np.int32)), "values": blobs.add(w[rows, cols].astype(np.float32))}
-    return {"sparse": False, "dense": blobs.add(w.astype(np.float32))}
+    if not isinstance(weight, SparseRows):
+        weight = dense_weight(weight)
+        if not SparseRows.worth_it(weight):
+            return {"sparse": False, "dense": blobs.add(weight)}
+        weight = SparseRows(weight)
+    return {"sparse": True, "shape": list(weight.shape), "indptr": blobs.add(weight.indptr),
+            "indices": blobs.add(weight.indices), "values": blobs.add(weight.values)}
 
 
 def dumps(model) -> bytes:
@@ -112,8 +109,6 @@ def _json_default(value):
         return int(value)
     if isinstance(value, (np.floating,)):
         return float(value)
-    if isinstance(value, tuple):
-        return list(value)
     raise TypeError(f"cannot store {type(value).__name__} in the model header")
 
 
@@ -172,7 +167,9 @@ class _Reader:
             raise ModelFileError(f"{self.where}: corrupt (tensor '{what}' checksum mismatch)")
         return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
 
-    def weight(self, entry, what: str) -> np.ndarray:
+    def weight(self, entry, what: str):
+        from .ir import SparseRows
+
         if not entry.get("sparse"):
             return self.tensor(entry["dense"], what)
         shape = [int(d) for d in entry["shape"]]
@@ -183,16 +180,13 @@ class _Reader:
                 or indices.size != values.size or np.any(np.diff(indptr) < 0) or \
                 (indices.size and (indices.min() < 0 or indices.max() >= shape[1])):
             raise ModelFileError(f"{self.where}: corrupt (tensor '{what}' has inconsistent sparse indices)")
-        w = np.zeros(shape, np.float32)
-        rows = np.repeat(np.arange(shape[0]), np.diff(indptr))
-        w[rows, indices] = values
-        return w
+        return SparseRows.from_parts(tuple(shape), indptr, indices, values)
 
 
 def loads(data: bytes, where: str = "<bytes>"):
     from .compiler.formats import LayerFormat, stored_share
     from .compiler.lower import lower
-    from .ir import Attention, Embeddings, Graph, LayerNorm, Linear
+    from .ir import Attention, Embeddings, Graph, LayerNorm, Linear, dense_weight
     from .model import CompiledModel
     from .patterns import parse_pattern
     from .pruning.report import PruneReport
@@ -227,7 +221,7 @@ def loads(data: bytes, where: str = "<bytes>"):
         formats = {}
         for linear in graph.linears():
             pattern = parse_pattern(h["formats"][linear.name])
-            nonzero = np.asarray(linear.weight) != 0
+            nonzero = dense_weight(linear.weight) != 0
             stored = 1.0 if pattern.kind == "dense" else stored_share(nonzero, pattern.rows, pattern.cols)
             formats[linear.name] = LayerFormat(pattern, float(nonzero.mean()), stored, 0.0)
         plan, layers = lower(graph, formats, h["dtype"])

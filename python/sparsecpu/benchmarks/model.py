@@ -141,14 +141,15 @@ def run(model_name: str, path: str, folder: str, variants: List[Variant], batche
         sc.compile(path).to_onnx(onnx_path)
     config = next(iter(compiled.values()))._graph.config
     max_positions, vocab = int(config.get("max_positions", 512)), int(config.get("vocab_size", 30522))
+    too_long = [seq for seq in seqs if seq > max_positions - 2]
+    if too_long:
+        raise ValueError(f"--seq {too_long[0]}: {model_name} has {max_positions} position embeddings")
     for threads in threads_list:
         sc.set_num_threads(threads)
         if baselines:
             sessions = onnxruntime_sessions(onnx_path, folder, threads)
         for batch in batches:
             for seq in seqs:
-                if seq > max_positions - 2:
-                    continue
                 rng = np.random.default_rng(0)
                 feeds = {"input_ids": rng.integers(min(3, vocab - 1), vocab, (batch, seq)).astype(np.int64),
                          "attention_mask": np.ones((batch, seq), np.int64)}

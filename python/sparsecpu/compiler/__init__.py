@@ -53,16 +53,15 @@ def compile(model, *, dtype: str = "fp32", pattern: Optional[str] = None, sparsi
         raise ValueError("sparsity needs a pattern (e.g. pattern='4x1')")
     from ..frontend.torch import is_torch_module, load_torch_module
 
-    onnx_source = model
     if is_torch_module(model):
-        graph, onnx_source = load_torch_module(model, example_inputs)
+        graph, onnx_model = load_torch_module(model, example_inputs)
     elif example_inputs is not None:
         raise ValueError("example_inputs is for torch modules; this model does not take it")
     else:
-        graph = load_graph(model)
+        graph, onnx_model = load_graph(model)
     run_passes(graph)
-    if graph.config.get("family") == "onnx" and onnx_source is not None:
-        _check_against_onnxruntime(graph, onnx_source)
+    if onnx_model is not None:
+        _check_against_onnxruntime(graph, onnx_model)
     report, p = None, None
     if pattern is not None:
         p = parse_pattern(pattern)
@@ -76,16 +75,18 @@ def compile(model, *, dtype: str = "fp32", pattern: Optional[str] = None, sparsi
     return CompiledModel(plan, graph, layers, dtype, num_threads, report)
 
 
-def load_graph(model) -> Graph:
+def load_graph(model):
+    """(IR graph, the onnx.ModelProto it was read from or None)."""
     from ..frontend.hf import is_model_directory, load_hf_directory
-    from ..frontend.onnx import is_onnx_path, load_onnx_graph
+    from ..frontend.onnx import is_onnx_path, load_onnx_graph, load_onnx_model
 
     if type(model).__name__ == "ModelProto" or is_onnx_path(model):
-        return load_onnx_graph(model)
+        proto, source = load_onnx_model(model)  # read once: mapped here, run by onnxruntime in the check
+        return load_onnx_graph(proto, source), proto
     if isinstance(model, (str, os.PathLike)):
         path = os.fspath(model)
         if is_model_directory(path):
-            return load_hf_directory(path)
+            return load_hf_directory(path), None
         if os.path.isdir(path):
             raise ValueError(f"{path}: no config.json; expected a Hugging Face model directory "
                              "(config.json + model.safetensors)")
@@ -111,16 +112,16 @@ def _dense_fp32(graph: Graph):
     return CompiledModel(plan, graph, layers, "fp32", None, None), plan
 
 
-def _check_against_onnxruntime(graph: Graph, model) -> None:
+def _check_against_onnxruntime(graph: Graph, proto) -> None:
     """Runs the mapped graph and the ONNX file (onnxruntime, when installed) on a small padded batch;
     a disagreement means the file holds a pattern we misread, so it is refused."""
     try:
         import onnxruntime as ort
     except ImportError:
         return
-    from ..frontend.onnx import OnnxGraphError, load_onnx_model
+    from ..frontend.onnx import OnnxGraphError
 
-    proto, source = load_onnx_model(model)
+    source = graph.source
     names = graph.config["input_names"]
     vocab = int(graph.config["vocab_size"])
     seq = max(1, min(9, int(graph.config["max_positions"]) - 3))

@@ -55,8 +55,10 @@ def load_onnx_model(model):
     return proto, path
 
 
-def load_onnx_graph(model) -> Graph:
-    proto, source = load_onnx_model(model)
+def load_onnx_graph(model, source: Optional[str] = None) -> Graph:
+    """model: a path or an onnx.ModelProto; source names a ModelProto in messages."""
+    proto, loaded_from = load_onnx_model(model)
+    source = source or loaded_from
     try:
         return _Mapper(proto, source).graph()
     except (OnnxGraphError, FileNotFoundError):
