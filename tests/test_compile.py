@@ -91,7 +91,7 @@ def test_int8_stays_close_to_the_exported_model(compiled, family, rng):
 
 @pytest.mark.parametrize("family", FAMILIES)
 @pytest.mark.parametrize("dtype,pattern,sparsity", [("fp32", "4x1", 0.8), ("fp32", "16x1", 0.9), ("int8", "4x1", 0.8),
-                                                    ("fp32", "2:4", None)])
+                                                    ("fp32", "2:4", None), ("int8", "2:4", None)])
 def test_pruned_model_matches_onnxruntime_on_its_own_export(family, dtype, pattern, sparsity, rng, tmp_path):
     m = sc.compile(os.path.join(DATA, family), dtype=dtype, pattern=pattern, sparsity=sparsity)
     assert m.prune_report is not None and len(m.prune_report.layers) > 0
@@ -109,6 +109,15 @@ def test_pruned_model_matches_onnxruntime_on_its_own_export(family, dtype, patte
         assert np.abs(actual - expected).max() < 1e-3
     else:  # the file holds the dequantized int8 weights; activations are quantized only by us
         assert token_cosines(actual, expected).mean() >= 0.99
+
+
+@pytest.mark.parametrize("dtype", ["fp32", "int8", "bf16"])
+def test_2_4_pruned_layers_run_2_4_kernels(dtype):
+    m = sc.compile(os.path.join(DATA, "tiny_bert"), pattern="2:4", dtype=dtype)
+    for layer in m.layers:
+        assert layer["pattern"] == "2:4", layer
+        assert "semi24" in layer["kernel"], layer
+        assert layer["packed_bytes"] <= layer["dense_bytes"] * 0.75  # fp32: 4-byte value + 2-byte column per kept half
 
 
 def test_block_pruned_layers_run_block_kernels(rng):

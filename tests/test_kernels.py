@@ -16,7 +16,7 @@ from reference import assert_close_fp32
 
 pytestmark = pytest.mark.kernels
 
-KERNELS = [k for k in _core.spmm_f32_kernels() if k.usable]
+KERNELS = [k for k in _core.spmm_f32_kernels() if k.usable and not k.semi24]  # 2:4: test_kernels_semi24.py
 BLOCK_PATTERNS = [f"{r}x{c}" for r in (1, 2, 4, 8, 16) for c in (1, 2, 4, 8, 16)]
 # (tokens, out, in): ones, primes, non-multiples of every tile and block,
 # out or in smaller than a block, and one BERT-sized shape.

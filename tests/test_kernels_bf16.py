@@ -39,10 +39,10 @@ def test_bf16_kernels_match_reference(kernel, m, n, k, rng):
     w = rng.standard_normal((n, k)).astype(np.float32)
     bias = rng.standard_normal(n).astype(np.float32)
     residual = rng.standard_normal((m, n)).astype(np.float32)
-    lin = _core.LinearBF16(w, bias, 1, 1, True, "gelu", kernel)
+    lin = _core.LinearBF16(w, bias, "dense", 1, 1, "gelu", kernel)
     assert lin.kernel == kernel and kernel_isa(kernel) in ("ref", "avx512_bf16")
     check(lin.forward(x, residual), x, w, bias, "gelu", residual)
-    check(_core.LinearBF16(w, None, 1, 1, True, "none", kernel).forward(x), x, w)
+    check(_core.LinearBF16(w, None, "dense", 1, 1, "none", kernel).forward(x), x, w)
 
 
 @pytest.mark.parametrize("pattern", ["dense", "4x1", "16x1", "1x4"])

@@ -14,7 +14,7 @@ from reference import linear_reference
 
 pytestmark = pytest.mark.kernels
 
-KERNELS = [k for k in _core.spmm_s8_kernels() if k.usable]
+KERNELS = [k for k in _core.spmm_s8_kernels() if k.usable and not k.semi24]  # 2:4: test_kernels_semi24.py
 BLOCKS = [(1, 1), (4, 1), (1, 4), (2, 1), (8, 1), (16, 1), (4, 4), (2, 8), (16, 4)]
 # K not a multiple of 4, M = 1, primes, tails of every tile (64 tokens, 32 channels).
 SHAPES = [(1, 1, 1), (1, 17, 3), (3, 5, 2), (65, 33, 31), (2, 1, 64), (97, 50, 129), (130, 70, 67), (64, 32, 256)]
@@ -55,7 +55,7 @@ def test_int32_accumulators_are_exact(kernel, block, shape, density):
         w = w.astype(np.int8)
     x = rng.integers(0, 256, (m, k)).astype(np.uint8)
     rows, cols = block or (1, 1)
-    lin = _core.LinearS8.from_int8(w, rows, cols, block is None, kernel)
+    lin = _core.LinearS8.from_int8(w, "dense" if block is None else "blocks", rows, cols, kernel)
     np.testing.assert_array_equal(lin.forward_s32(x), exact(x, w))
 
 
@@ -66,12 +66,12 @@ def test_saturation_edges(kernel, weight):
     for k in (4, 1023, 4096):
         w = np.full((20, k), weight, np.int8)
         x = np.full((70, k), 255, np.uint8)
-        lin = _core.LinearS8.from_int8(w, 4, 1, dense, kernel)
+        lin = _core.LinearS8.from_int8(w, "dense" if dense else "blocks", 4, 1, kernel)
         np.testing.assert_array_equal(lin.forward_s32(x), exact(x, w))
     # Alternating extremes: the pair sums a 16-bit path would saturate.
     w = np.tile(np.array([-128, -128, 127, -128], np.int8), (8, 64))
     x = np.full((33, 256), 255, np.uint8)
-    lin = _core.LinearS8.from_int8(w, 1, 4, dense, kernel)
+    lin = _core.LinearS8.from_int8(w, "dense" if dense else "blocks", 1, 4, kernel)
     np.testing.assert_array_equal(lin.forward_s32(x), exact(x, w))
 
 

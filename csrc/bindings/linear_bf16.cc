@@ -26,7 +26,7 @@ void bind_linear_bf16(py::module_& m) {
   }, "(name, isa, usable) of every bf16 kernel, highest ISA level first.");
 
   py::class_<LinearBF16, std::shared_ptr<LinearBF16>>(m, "LinearBF16")
-      .def(py::init([](FloatArray w, std::optional<FloatArray> bias, int block_rows, int block_cols, bool dense,
+      .def(py::init([](FloatArray w, std::optional<FloatArray> bias, const std::string& layout, int block_rows, int block_cols,
                        const std::string& activation, const std::string& kernel) {
              require(w.ndim() == 2, "weight must be 2-D (out_features, in_features), got shape " + shape_text(w));
              const int64_t n = w.shape(0), k = w.shape(1);
@@ -34,11 +34,12 @@ void bind_linear_bf16(py::module_& m) {
                require(bias->ndim() == 1 && bias->shape(0) == n,
                        "bias must have shape (" + std::to_string(n) + ",), got " + shape_text(*bias));
              const Activation act = activation_from_name(activation);
+             const WeightLayout weight_layout = weight_layout_from_name(layout);
              py::gil_scoped_release release;
-             return new LinearBF16(w.data(), n, k, bias ? bias->data() : nullptr, BlockShape{block_rows, block_cols},
-                                   dense, act, kernel);
+             return new LinearBF16(w.data(), n, k, bias ? bias->data() : nullptr, weight_layout,
+                                   BlockShape{block_rows, block_cols}, act, kernel);
            }),
-           py::arg("weight"), py::arg("bias"), py::arg("block_rows"), py::arg("block_cols"), py::arg("dense"),
+           py::arg("weight"), py::arg("bias"), py::arg("layout"), py::arg("block_rows"), py::arg("block_cols"),
            py::arg("activation"), py::arg("kernel") = "")
       .def("forward", &forward_f32<LinearBF16>, py::arg("x"), py::arg("residual") = py::none(), py::arg("threads") = 0)
       .def_property_readonly("kernel", &LinearBF16::kernel_name)

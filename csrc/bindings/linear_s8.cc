@@ -31,6 +31,7 @@ void bind_linear_s8(py::module_& m) {
       .def_property_readonly("name", [](const SpmmS8Kernel& k) { return std::string(k.name); })
       .def_property_readonly("isa", [](const SpmmS8Kernel& k) { return std::string(isa_name(k.isa)); })
       .def_property_readonly("dense", [](const SpmmS8Kernel& k) { return k.dense; })
+      .def_property_readonly("semi24", [](const SpmmS8Kernel& k) { return k.semi24; })
       .def_property_readonly("usable", [](const SpmmS8Kernel& k) { return isa_usable(k.isa); });
   m.def("spmm_s8_kernels", [] {
     py::list out;
@@ -39,25 +40,27 @@ void bind_linear_s8(py::module_& m) {
   }, "The int8 kernel registry, highest ISA level first.");
 
   py::class_<LinearS8, std::shared_ptr<LinearS8>>(m, "LinearS8")
-      .def(py::init([](FloatArray w, std::optional<FloatArray> bias, int block_rows, int block_cols, bool dense,
+      .def(py::init([](FloatArray w, std::optional<FloatArray> bias, const std::string& layout, int block_rows, int block_cols,
                        const std::string& activation, const std::string& kernel) {
              check_weight(w, bias);
              const Activation act = activation_from_name(activation);
+             const WeightLayout weight_layout = weight_layout_from_name(layout);
              py::gil_scoped_release release;
              return new LinearS8(w.data(), w.shape(0), w.shape(1), bias ? bias->data() : nullptr,
-                                 BlockShape{block_rows, block_cols}, dense, act, kernel);
+                                 weight_layout, BlockShape{block_rows, block_cols}, act, kernel);
            }),
-           py::arg("weight"), py::arg("bias"), py::arg("block_rows"), py::arg("block_cols"), py::arg("dense"),
+           py::arg("weight"), py::arg("bias"), py::arg("layout"), py::arg("block_rows"), py::arg("block_cols"),
            py::arg("activation"), py::arg("kernel") = "")
       .def_static(
           "from_int8",
-          [](py::array_t<int8_t, py::array::c_style> w, int block_rows, int block_cols, bool dense,
+          [](py::array_t<int8_t, py::array::c_style> w, const std::string& layout, int block_rows, int block_cols,
              const std::string& kernel) {
             check_weight(w, std::nullopt);
+            const WeightLayout weight_layout = weight_layout_from_name(layout);
             py::gil_scoped_release release;
-            return new LinearS8(w.data(), w.shape(0), w.shape(1), BlockShape{block_rows, block_cols}, dense, kernel);
+            return new LinearS8(w.data(), w.shape(0), w.shape(1), weight_layout, BlockShape{block_rows, block_cols}, kernel);
           },
-          py::arg("weight"), py::arg("block_rows"), py::arg("block_cols"), py::arg("dense"), py::arg("kernel") = "",
+          py::arg("weight"), py::arg("layout"), py::arg("block_rows"), py::arg("block_cols"), py::arg("kernel") = "",
           "Integer weights as given (scale 1): for exact tests of the int32 accumulators.")
       .def("forward", &forward_f32<LinearS8>, py::arg("x"), py::arg("residual") = py::none(), py::arg("threads") = 0)
       .def("forward_s8",

@@ -8,13 +8,13 @@
 
 namespace sparsecpu {
 
-LinearBF16::LinearBF16(const float* w, int64_t n, int64_t k, const float* bias, BlockShape block, bool dense,
-                       Activation activation, const std::string& kernel_name)
+LinearBF16::LinearBF16(const float* w, int64_t n, int64_t k, const float* bias, WeightLayout layout,
+                       BlockShape block, Activation activation, const std::string& kernel_name)
     : n_(n), k_(k), activation_(activation) {
   if (bias) bias_.assign(bias, bias + n);
   for (int64_t i = 0; i < n * k; ++i) nonzeros_ += w[i] != 0.0f;
   const bool bf16_kernel = !kernel_name.empty() || select_gemm_bf16_kernel().isa != Isa::ref;
-  if (dense && bf16_kernel) {
+  if (layout == WeightLayout::dense && bf16_kernel) {
     kernel_ = kernel_name.empty() ? &select_gemm_bf16_kernel() : &gemm_bf16_kernel_by_name(kernel_name);
     pairs_ = pack_channel_pairs_bf16(w, n, k);
     return;
@@ -22,11 +22,11 @@ LinearBF16::LinearBF16(const float* w, int64_t n, int64_t k, const float* bias, 
   if (!kernel_name.empty()) throw std::invalid_argument("bf16 kernels run dense weights only");
   std::vector<float> rounded(static_cast<size_t>(n * k));
   round_rows_to_bf16(w, n, k, k, rounded.data(), k);
-  rounded_ = std::make_unique<LinearF32>(rounded.data(), n, k, bias, block, dense, activation, "");
+  rounded_ = std::make_unique<LinearF32>(rounded.data(), n, k, bias, layout, block, activation, "");
 }
 
 size_t LinearBF16::packed_bytes() const {
-  return kernel_ ? pairs_.packed_bytes() : rounded_->weight().packed_bytes();
+  return kernel_ ? pairs_.packed_bytes() : rounded_->packed_bytes();
 }
 
 std::string LinearBF16::kernel_name() const {

@@ -2,7 +2,7 @@
 // even), products summed in fp32, fused epilogue as for fp32.
 //
 // Dense layers run the bf16 kernels (vdpbf16ps where the CPU has AVX512-BF16).
-// Block-sparse layers, and dense layers on CPUs without AVX512-BF16, run the
+// Block-sparse and 2:4 layers, and dense layers on CPUs without AVX512-BF16, run the
 // fp32 kernels on the bf16-rounded weights with activations rounded on the way
 // in: the same products, summed in fp32 in another order.
 #pragma once
@@ -21,7 +21,7 @@ namespace sparsecpu {
 class LinearBF16 {
  public:
   // kernel_name: "" = dispatch; a gemm_bf16 kernel name forces it (dense only).
-  LinearBF16(const float* w, int64_t n, int64_t k, const float* bias, BlockShape block, bool dense,
+  LinearBF16(const float* w, int64_t n, int64_t k, const float* bias, WeightLayout layout, BlockShape block,
              Activation activation, const std::string& kernel_name);
 
   void forward(const float* x, int64_t m, int64_t ldx, const float* residual, float* y, int threads) const;

@@ -20,19 +20,31 @@ const char* activation_name(Activation act) {
   return "none";
 }
 
-LinearF32::LinearF32(const float* w, int64_t n, int64_t k, const float* bias, BlockShape block, bool dense,
+LinearF32::LinearF32(const float* w, int64_t n, int64_t k, const float* bias, WeightLayout layout, BlockShape block,
                      Activation activation, const std::string& kernel_name)
-    : weight_(pack_block_sparse(w, n, k, k, dense ? kDenseBlock : block, dense)),
-      activation_(activation) {
+    : n_(n), k_(k), layout_(layout), activation_(activation) {
   if (bias) bias_.assign(bias, bias + n);
-  kernel_ = kernel_name.empty() ? &select_spmm_f32_kernel(weight_) : &spmm_f32_kernel_by_name(kernel_name);
-  if (!kernel_->supports(weight_))
-    throw std::invalid_argument(std::string("kernel '") + kernel_->name + "' does not run " +
-                                (dense ? std::string("dense") : std::to_string(block.rows) + "x" +
-                                                                    std::to_string(block.cols)) +
-                                " weights");
+  if (layout == WeightLayout::semi24) {
+    semi24_ = pack_semi24_f32(w, n, k);
+    kernel_ = kernel_name.empty() ? &select_spmm_f32_semi24_kernel() : &spmm_f32_kernel_by_name(kernel_name);
+    if (!kernel_->semi24)
+      throw std::invalid_argument(std::string("kernel '") + kernel_->name + "' does not run 2:4 weights");
+  } else {
+    const bool dense = layout == WeightLayout::dense;
+    weight_ = pack_block_sparse(w, n, k, k, dense ? kDenseBlock : block, dense);
+    kernel_ = kernel_name.empty() ? &select_spmm_f32_kernel(weight_) : &spmm_f32_kernel_by_name(kernel_name);
+    if (!kernel_->supports(weight_))
+      throw std::invalid_argument(std::string("kernel '") + kernel_->name + "' does not run " +
+                                  (dense ? std::string("dense") : std::to_string(block.rows) + "x" +
+                                                                      std::to_string(block.cols)) +
+                                  " weights");
+  }
   nonzeros_ = 0;
   for (int64_t i = 0; i < n * k; ++i) nonzeros_ += w[i] != 0.0f;
+}
+
+size_t LinearF32::packed_bytes() const {
+  return layout_ == WeightLayout::semi24 ? semi24_.packed_bytes() : weight_.packed_bytes();
 }
 
 void LinearF32::forward(const float* x, int64_t m, int64_t ldx, const float* residual, float* y,
@@ -41,13 +53,16 @@ void LinearF32::forward(const float* x, int64_t m, int64_t ldx, const float* res
   p.x = x;
   p.m = m;
   p.ldx = ldx;
-  p.w = &weight_;
+  if (layout_ == WeightLayout::semi24)
+    p.w24 = &semi24_;
+  else
+    p.w = &weight_;
   p.epilogue.bias = bias_.empty() ? nullptr : bias_.data();
   p.epilogue.activation = activation_;
   p.epilogue.residual = residual;
-  p.epilogue.ld_residual = weight_.n;
+  p.epilogue.ld_residual = n_;
   p.y = y;
-  p.ldy = weight_.n;
+  p.ldy = n_;
   p.threads = threads;
   kernel_->run(p);
 }

@@ -5,46 +5,57 @@
 
 namespace sparsecpu {
 
-LinearS8::LinearS8(const float* w, int64_t n, int64_t k, const float* bias, BlockShape block, bool dense,
+LinearS8::LinearS8(const float* w, int64_t n, int64_t k, const float* bias, WeightLayout layout, BlockShape block,
                    Activation activation, const std::string& kernel_name)
     : n_(n), k_(k), activation_(activation) {
   QuantizedWeightsS8 q = quantize_weights_per_channel(w, n, k);
   scale_ = std::move(q.scale);
   if (bias) bias_.assign(bias, bias + n);
   for (int64_t i = 0; i < n * k; ++i) nonzeros_ += w[i] != 0.0f;
-  pack(q.values.data(), block, dense, kernel_name);
+  if (layout == WeightLayout::semi24) find_semi24_indices(w, n, k);  // refuses a w that breaks 2:4 by its float values
+  pack(q.values.data(), layout, block, kernel_name);
 }
 
-LinearS8::LinearS8(const int8_t* w, int64_t n, int64_t k, BlockShape block, bool dense,
+LinearS8::LinearS8(const int8_t* w, int64_t n, int64_t k, WeightLayout layout, BlockShape block,
                    const std::string& kernel_name)
     : n_(n), k_(k), scale_(static_cast<size_t>(n), 1.0f) {
   for (int64_t i = 0; i < n * k; ++i) nonzeros_ += w[i] != 0;
-  pack(w, block, dense, kernel_name);
+  pack(w, layout, block, kernel_name);
 }
 
-void LinearS8::pack(const int8_t* w, BlockShape block, bool dense, const std::string& kernel_name) {
-  dense_ = dense;
+void LinearS8::pack(const int8_t* w, WeightLayout layout, BlockShape block, const std::string& kernel_name) {
+  layout_ = layout;
   row_sum_ = row_sums(w, n_, k_);
+  const bool dense = layout == WeightLayout::dense, semi24 = layout == WeightLayout::semi24;
   if (dense)
     channels_ = pack_channel_groups(w, n_, k_);
+  else if (semi24)
+    semi24_ = pack_semi24_s8(w, n_, k_);
   else
     quads_ = pack_column_quads(w, n_, k_, block.rows, block.cols);
-  kernel_ = kernel_name.empty() ? &select_spmm_s8_kernel(dense) : &spmm_s8_kernel_by_name(kernel_name);
-  if (kernel_->dense != dense)
+  if (kernel_name.empty())
+    kernel_ = semi24 ? &select_spmm_s8_semi24_kernel() : &select_spmm_s8_kernel(dense);
+  else
+    kernel_ = &spmm_s8_kernel_by_name(kernel_name);
+  if (kernel_->dense != dense || kernel_->semi24 != semi24)
     throw std::invalid_argument(std::string("kernel '") + kernel_->name + "' does not run " +
-                                (dense ? "dense" : "block-sparse") + " int8 weights");
+                                (dense ? "dense" : semi24 ? "2:4" : "block-sparse") + " int8 weights");
 }
 
 size_t LinearS8::packed_bytes() const {
-  return (dense_ ? channels_.packed_bytes() : quads_.packed_bytes()) + scale_.size() * sizeof(float) +
+  const size_t weights = layout_ == WeightLayout::dense    ? channels_.packed_bytes()
+                         : layout_ == WeightLayout::semi24 ? semi24_.packed_bytes()
+                                                           : quads_.packed_bytes();
+  return weights + scale_.size() * sizeof(float) +
          row_sum_.size() * sizeof(int32_t);
 }
 
 SpmmS8Problem LinearS8::problem(int64_t m, S8Output output, void* y, int threads) const {
   SpmmS8Problem p;
   p.m = m;
-  p.quads = dense_ ? nullptr : &quads_;
-  p.channels = dense_ ? &channels_ : nullptr;
+  p.quads = layout_ == WeightLayout::blocks ? &quads_ : nullptr;
+  p.channels = layout_ == WeightLayout::dense ? &channels_ : nullptr;
+  p.semi24 = layout_ == WeightLayout::semi24 ? &semi24_ : nullptr;
   p.w_scale = scale_.data();
   p.w_row_sum = row_sum_.data();
   p.output = output;

@@ -9,17 +9,20 @@
 
 #include "formats/block_sparse.h"
 #include "formats/int8_blocks.h"
+#include "formats/semi_structured.h"
+#include "formats/weight_layout.h"
 #include "kernels/spmm_s8/spmm_s8.h"
 
 namespace sparsecpu {
 
 class LinearS8 {
  public:
-  // Quantizes a float weight (n, k); block shape as for fp32 (dense: every column).
-  LinearS8(const float* w, int64_t n, int64_t k, const float* bias, BlockShape block, bool dense,
+  // Quantizes a float weight (n, k); layout and block shape as for fp32.
+  LinearS8(const float* w, int64_t n, int64_t k, const float* bias, WeightLayout layout, BlockShape block,
            Activation activation, const std::string& kernel_name);
   // Integer weights as given (scale 1, no bias): for exact tests of the kernels.
-  LinearS8(const int8_t* w, int64_t n, int64_t k, BlockShape block, bool dense, const std::string& kernel_name);
+  LinearS8(const int8_t* w, int64_t n, int64_t k, WeightLayout layout, BlockShape block,
+           const std::string& kernel_name);
 
   void forward(const float* x, int64_t m, int64_t ldx, const float* residual, float* y, int threads) const;
   void forward_s8(const float* x, int64_t m, int64_t ldx, const float* residual, float out_scale, int8_t* y,
@@ -34,13 +37,14 @@ class LinearS8 {
   size_t packed_bytes() const;
 
  private:
-  void pack(const int8_t* w, BlockShape block, bool dense, const std::string& kernel_name);
+  void pack(const int8_t* w, WeightLayout layout, BlockShape block, const std::string& kernel_name);
   SpmmS8Problem problem(int64_t m, S8Output output, void* y, int threads) const;
 
   int64_t n_, k_;
-  bool dense_ = false;
+  WeightLayout layout_ = WeightLayout::blocks;
   QuadPackedS8 quads_;
   ChannelPackedS8 channels_;
+  Semi24S8 semi24_;
   std::vector<float> scale_, bias_;
   std::vector<int32_t> row_sum_;
   Activation activation_ = Activation::none;

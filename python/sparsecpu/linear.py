@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 
 from ._native import core
-from .patterns import parse_pattern
+from .patterns import parse_pattern, weight_layout
 
 _DTYPES = ("fp32", "int8", "bf16")
 _ACTIVATIONS = (None, "gelu", "relu")
@@ -23,7 +23,9 @@ class SparseLinear:
 
     weight: (out_features, in_features) as in torch.nn.Linear.
     pattern: "RxC" block shape (every block holding a nonzero is kept, so any W
-    is exact) or "dense". dtype: "fp32", or "int8": weights quantized
+    is exact), "2:4" (at most 2 nonzeros in every group of 4 consecutive inputs
+    of a row; a W that breaks it is refused: prune it first with
+    ``prune_weight(W, "2:4")``) or "dense". dtype: "fp32", or "int8": weights quantized
     symmetrically per output channel, activations per token on the fly (u8
     with a zero point), int32 accumulation, dequantized in the fused epilogue;
     or "bf16": weights and activations rounded to bf16, products summed in
@@ -42,17 +44,15 @@ class SparseLinear:
         if activation not in _ACTIVATIONS:
             raise ValueError(f"activation {activation!r}: expected None, 'gelu' or 'relu'")
         p = parse_pattern(pattern)
-        if p.kind == "nm":
-            raise ValueError(f"pattern '{p.name}': N:M kernels are not in this version of sparsecpu; "
-                             "use a block pattern such as '4x1' or '16x1'")
+        layout = weight_layout(p)
         b = None
         if bias is not None:
             b = np.ascontiguousarray(_float_array(bias, "bias"), dtype=np.float32)
             if b.shape != (w.shape[0],):
                 raise ValueError(f"bias must have shape ({w.shape[0]},), got {b.shape}")
         impl = {"fp32": core.LinearF32, "int8": core.LinearS8, "bf16": core.LinearBF16}[dtype]
-        self._impl = impl(np.ascontiguousarray(w, dtype=np.float32), b,
-                          p.rows, p.cols, p.kind == "dense", activation or "none", kernel or "")
+        self._impl = impl(np.ascontiguousarray(w, dtype=np.float32), b, layout,
+                          p.rows, p.cols, activation or "none", kernel or "")
         self.pattern = p.name
         self.dtype = dtype
         self.activation = activation

@@ -58,3 +58,15 @@ def parse_pattern(text) -> Pattern:
         return Pattern("nm", n=n, m=m)
     raise ValueError(f"pattern '{text}': expected 'RxC' (e.g. '4x1', '16x1'), 'N:M' (e.g. '2:4'), "
                      "'unstructured' or 'dense'")
+
+
+def weight_layout(pattern: Pattern) -> str:
+    """How the C++ layers pack a weight of this pattern: "blocks", "dense" or "2:4"."""
+    if pattern.kind == "dense":
+        return "dense"
+    if pattern.kind == "block":
+        return "blocks"
+    if (pattern.n, pattern.m) == (2, 4):
+        return "2:4"
+    raise ValueError(f"pattern '{pattern.name}': the N:M kernels run 2:4 only; prune to '2:4' "
+                     "or use a block pattern such as '4x1'")

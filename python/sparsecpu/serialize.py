@@ -222,7 +222,8 @@ def loads(data: bytes, where: str = "<bytes>"):
         for linear in graph.linears():
             pattern = parse_pattern(h["formats"][linear.name])
             nonzero = dense_weight(linear.weight) != 0
-            stored = 1.0 if pattern.kind == "dense" else stored_share(nonzero, pattern.rows, pattern.cols)
+            stored = {"dense": 1.0, "nm": pattern.n / max(1, pattern.m)}.get(
+                pattern.kind) or stored_share(nonzero, pattern.rows, pattern.cols)
             formats[linear.name] = LayerFormat(pattern, float(nonzero.mean()), stored, 0.0)
         plan, layers = lower(graph, formats, h["dtype"])
         _compress_sparse_weights(graph)

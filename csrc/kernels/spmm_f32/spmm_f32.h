@@ -1,7 +1,7 @@
 // fp32 block-sparse (and dense) matrix products: y = act(x · Wᵀ + bias) + residual.
 //
-// x is (m, k) row-major, W is a BlockSparseMatrix of logical shape (n, k), y is
-// (m, n) row-major. Every kernel of the family has this signature; the
+// x is (m, k) row-major, W (logical shape (n, k)) is a BlockSparseMatrix or a
+// 2:4 Semi24F32, y is (m, n) row-major. Every kernel of the family has this signature; the
 // registry lists them all, and dispatch, tests and benchmarks read it.
 #pragma once
 
@@ -11,6 +11,7 @@
 
 #include "cpu/cpu_features.h"
 #include "formats/block_sparse.h"
+#include "formats/semi_structured.h"
 #include "kernels/epilogue.h"
 
 namespace sparsecpu {
@@ -19,11 +20,15 @@ struct SpmmF32Problem {
   const float* x = nullptr;
   int64_t m = 0;
   int64_t ldx = 0;
-  const BlockSparseMatrix* w = nullptr;
+  const BlockSparseMatrix* w = nullptr;  // one of w and w24
+  const Semi24F32* w24 = nullptr;
   Epilogue epilogue;
   float* y = nullptr;
   int64_t ldy = 0;
   int threads = 0;  // 0 = the process default
+
+  int64_t n() const { return w ? w->n : w24->n; }
+  int64_t k() const { return w ? w->k : w24->k; }
 };
 
 using SpmmF32Fn = void (*)(const SpmmF32Problem&);
@@ -34,6 +39,7 @@ struct SpmmF32Kernel {
   bool dense;         // runs matrices packed with every block kept (kDenseBlock)
   int block_rows[5];  // supported R values (0 = unused slot); empty for dense kernels
   SpmmF32Fn run;
+  bool semi24 = false;  // runs 2:4 weights (Semi24F32) only
 
   bool supports(const BlockSparseMatrix& w) const;
 };
@@ -41,6 +47,7 @@ struct SpmmF32Kernel {
 const std::vector<SpmmF32Kernel>& spmm_f32_kernels();
 // The kernel of the highest usable ISA level that supports w.
 const SpmmF32Kernel& select_spmm_f32_kernel(const BlockSparseMatrix& w);
+const SpmmF32Kernel& select_spmm_f32_semi24_kernel();
 // Throws std::invalid_argument if unknown, or if the CPU or cap forbids it.
 const SpmmF32Kernel& spmm_f32_kernel_by_name(const std::string& name);
 
@@ -57,5 +64,7 @@ void spmm_f32_dense_avx2(const SpmmF32Problem& p);
 void spmm_f32_bsr_r16_avx512(const SpmmF32Problem& p);
 void spmm_f32_bsr_r1to8_avx512(const SpmmF32Problem& p);
 void spmm_f32_dense_avx512(const SpmmF32Problem& p);
+void spmm_f32_semi24_avx2(const SpmmF32Problem& p);
+void spmm_f32_semi24_avx512(const SpmmF32Problem& p);
 
 }  // namespace sparsecpu

@@ -3,7 +3,32 @@
 
 namespace sparsecpu {
 
+namespace {
+
+float finish(const SpmmF32Problem& p, float sum, int64_t i, int64_t j) {
+  float v = sum + (p.epilogue.bias ? p.epilogue.bias[j] : 0.0f);
+  v = apply_activation_ref(v, p.epilogue.activation);
+  if (p.epilogue.residual) v += p.epilogue.residual[i * p.epilogue.ld_residual + j];
+  return v;
+}
+
+void semi24_ref(const SpmmF32Problem& p) {
+  const Semi24F32& w = *p.w24;
+  const int64_t per_row = 2 * w.indices.groups;
+  for (int64_t i = 0; i < p.m; ++i) {
+    const float* x = p.x + i * p.ldx;
+    for (int64_t j = 0; j < w.n; ++j) {
+      float acc = 0.0f;
+      for (int64_t v = j * per_row; v < (j + 1) * per_row; ++v) acc += w.values[v] * x[w.cols[v]];
+      p.y[i * p.ldy + j] = finish(p, acc, i, j);
+    }
+  }
+}
+
+}  // namespace
+
 void spmm_f32_ref(const SpmmF32Problem& p) {
+  if (p.w24) return semi24_ref(p);
   const BlockSparseMatrix& w = *p.w;
   const int R = w.block.rows, C = w.block.cols;
   for (int64_t i = 0; i < p.m; ++i) {
@@ -19,10 +44,7 @@ void spmm_f32_ref(const SpmmF32Problem& p) {
       }
       for (int r = 0; r < R && br * R + r < w.n; ++r) {
         const int64_t j = br * R + r;
-        float v = acc[r] + (p.epilogue.bias ? p.epilogue.bias[j] : 0.0f);
-        v = apply_activation_ref(v, p.epilogue.activation);
-        if (p.epilogue.residual) v += p.epilogue.residual[i * p.epilogue.ld_residual + j];
-        y[j] = v;
+        y[j] = finish(p, acc[r], i, j);
       }
     }
   }

@@ -54,7 +54,7 @@ PanelRange pack_panels(const SpmmF32Problem& p, uint64_t call_id, int64_t group,
   thread_local PanelCache<float> cache;
   const int64_t panel_floats = k_pad * kPanelTokens;
   if (panel_floats > 0 && cache.claim(call_id, group, static_cast<size_t>(count * panel_floats))) {
-    const int64_t k = p.w->k;
+    const int64_t k = p.k();
     for (int64_t i = 0; i < count; ++i) {
       float* dst = cache.data.data() + i * panel_floats;
       const int64_t m0 = (first + i) * kPanelTokens;

@@ -14,6 +14,7 @@
 
 #include "cpu/cpu_features.h"
 #include "formats/int8_blocks.h"
+#include "formats/semi_structured.h"
 #include "kernels/epilogue.h"
 
 namespace sparsecpu {
@@ -26,9 +27,10 @@ struct SpmmS8Problem {
   const uint8_t* x_u8 = nullptr;
   int64_t m = 0;
   int64_t ldx = 0;
-  // Weights: column quads (block patterns) or channel groups (dense).
+  // Weights: column quads (block patterns), channel groups (dense) or 2:4.
   const QuadPackedS8* quads = nullptr;
   const ChannelPackedS8* channels = nullptr;
+  const Semi24S8* semi24 = nullptr;
   const float* w_scale = nullptr;      // (n), for f32 and s8 outputs
   const int32_t* w_row_sum = nullptr;  // (n), for f32 and s8 outputs
   S8Output output = S8Output::f32;
@@ -38,8 +40,8 @@ struct SpmmS8Problem {
   int64_t ldy = 0;
   int threads = 0;
 
-  int64_t n() const { return quads ? quads->n : channels->n; }
-  int64_t k() const { return quads ? quads->k : channels->k; }
+  int64_t n() const { return quads ? quads->n : channels ? channels->n : semi24->n; }
+  int64_t k() const { return quads ? quads->k : channels ? channels->k : semi24->k; }
 };
 
 using SpmmS8Fn = void (*)(const SpmmS8Problem&);
@@ -47,12 +49,14 @@ using SpmmS8Fn = void (*)(const SpmmS8Problem&);
 struct SpmmS8Kernel {
   const char* name;
   Isa isa;
-  bool dense;   // runs ChannelPackedS8 (else QuadPackedS8)
+  bool dense;   // runs ChannelPackedS8 (else QuadPackedS8, or Semi24S8 with semi24)
   SpmmS8Fn run;
+  bool semi24 = false;
 };
 
 const std::vector<SpmmS8Kernel>& spmm_s8_kernels();
 const SpmmS8Kernel& select_spmm_s8_kernel(bool dense);
+const SpmmS8Kernel& select_spmm_s8_semi24_kernel();
 // Throws std::invalid_argument if unknown, or if the CPU or cap forbids it.
 const SpmmS8Kernel& spmm_s8_kernel_by_name(const std::string& name);
 
@@ -78,5 +82,8 @@ void spmm_s8_quads_avx2_vnni(const SpmmS8Problem& p);
 void spmm_s8_dense_avx2_vnni(const SpmmS8Problem& p);
 void spmm_s8_quads_avx512_vnni(const SpmmS8Problem& p);
 void spmm_s8_dense_avx512_vnni(const SpmmS8Problem& p);
+void spmm_s8_semi24_avx2(const SpmmS8Problem& p);
+void spmm_s8_semi24_avx2_vnni(const SpmmS8Problem& p);
+void spmm_s8_semi24_avx512_vnni(const SpmmS8Problem& p);
 
 }  // namespace sparsecpu

@@ -24,6 +24,12 @@ struct Avx2S8Base {
     std::memcpy(&v, p, 4);
     return _mm256_set1_epi32(v);
   }
+  static V bcast64(const void* p) {
+    int64_t v;
+    std::memcpy(&v, p, 8);
+    return _mm256_set1_epi64x(v);
+  }
+  static V shuffle8(V table, V control) { return _mm256_shuffle_epi8(table, control); }
   static V set1_32(int32_t v) { return _mm256_set1_epi32(v); }
   static V sub32(V a, V b) { return _mm256_sub_epi32(a, b); }
   static V mul32(V a, V b) { return _mm256_mullo_epi32(a, b); }

@@ -2,6 +2,7 @@
 // -mavx2 -mfma -mavxvnni; reached only through the registry.
 #include "kernels/simd/avx2.h"
 #include "kernels/spmm_s8/spmm_s8_avx2_common.h"
+#include "kernels/spmm_s8/spmm_s8_semi24_tiles.h"
 
 namespace sparsecpu {
 namespace {
@@ -19,5 +20,8 @@ struct Avx2VnniS8 : Avx2S8Base {
 void spmm_s8_dense_avx2_vnni(const SpmmS8Problem& p) { run_dense<Avx2VnniS8, 2, 6>(p); }
 
 void spmm_s8_quads_avx2_vnni(const SpmmS8Problem& p) { run_quads<Avx2VnniS8, 2>(p); }
+
+// 2:4: 2 vectors of channels x 4 tokens, one byte shuffle per dot product.
+void spmm_s8_semi24_avx2_vnni(const SpmmS8Problem& p) { run_semi24<Avx2VnniS8, 2, 4>(p); }
 
 }  // namespace sparsecpu

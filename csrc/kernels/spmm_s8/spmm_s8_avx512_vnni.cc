@@ -1,6 +1,7 @@
 // int8 kernels for AVX512-VNNI (vpdpbusd on 512-bit vectors). Built with
 // -mavx512* -mavx512vnni; reached only through the registry.
 #include "kernels/simd/avx512.h"
+#include "kernels/spmm_s8/spmm_s8_semi24_tiles.h"
 #include "kernels/spmm_s8/spmm_s8_tiles.h"
 
 namespace sparsecpu {
@@ -24,6 +25,12 @@ struct Avx512VnniS8 {
     std::memcpy(&v, p, 4);
     return _mm512_set1_epi32(v);
   }
+  static V bcast64(const void* p) {
+    int64_t v;
+    std::memcpy(&v, p, 8);
+    return _mm512_set1_epi64(v);
+  }
+  static V shuffle8(V table, V control) { return _mm512_shuffle_epi8(table, control); }
   static V set1_32(int32_t v) { return _mm512_set1_epi32(v); }
   static V sub32(V a, V b) { return _mm512_sub_epi32(a, b); }
   static V mul32(V a, V b) { return _mm512_mullo_epi32(a, b); }
@@ -76,5 +83,8 @@ void spmm_s8_dense_avx512_vnni(const SpmmS8Problem& p) { run_dense<Avx512VnniS8,
 
 // 4 rows x 64 tokens: 16 accumulators; 4 loads and 8 unpacks per 16 vpdpbusd.
 void spmm_s8_quads_avx512_vnni(const SpmmS8Problem& p) { run_quads<Avx512VnniS8, 4>(p); }
+
+// 2:4: 2 vectors of channels x 12 tokens, one byte shuffle per dot product.
+void spmm_s8_semi24_avx512_vnni(const SpmmS8Problem& p) { run_semi24<Avx512VnniS8, 2, 12>(p); }
 
 }  // namespace sparsecpu

@@ -69,6 +69,15 @@ void spmm_s8_ref(const SpmmS8Problem& p) {
           for (int r = 0; r < w.rows && br * w.rows + r < n; ++r)
             for (int slot = 0; slot < 4; ++slot)
               acc[br * w.rows + r] += x[w.cols[q * 4 + slot]] * w.values[(q * w.rows + r) * 4 + slot];
+    } else if (p.semi24) {
+      const Semi24S8& w = *p.semi24;
+      for (int64_t j = 0; j < n; ++j)
+        for (int64_t c = 0; c < w.chunks; ++c)
+          for (int slot = 0; slot < 4; ++slot) {
+            const int64_t at = ((j / 16 * w.chunks + c) * 16 + j % 16) * 4 + slot;
+            const int64_t col = 8 * c + w.positions[at];
+            if (col < k) acc[j] += x[col] * w.values[at];
+          }
     } else {
       const ChannelPackedS8& w = *p.channels;
       for (int64_t j = 0; j < n; ++j)

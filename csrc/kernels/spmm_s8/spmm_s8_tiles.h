@@ -152,6 +152,23 @@ void store_channels(const SpmmS8Problem& p, typename S::V acc, int64_t token, co
   store_output_row<S>(p, activate<F>(v, p.epilogue.activation), token, c0, lanes);
 }
 
+// The sums of a channel tile (WV vectors of S::L channels from channel block
+// cb0, T tokens from token0, `tokens` of them real) -> y with the epilogue.
+template <class S, int WV, int T>
+void store_channel_tile(const SpmmS8Problem& p, const S8Rows& rows, const int32_t (&sums)[WV][T][S::L],
+                        int64_t token0, int tokens, int64_t cb0) {
+  const TokenQuantization unit{1.0f, 0};
+  for (int v = 0; v < WV; ++v) {
+    const int64_t c0 = cb0 * 16 + v * S::L;
+    const int lanes = static_cast<int>(std::clamp<int64_t>(p.n() - c0, 0, S::L));
+    if (lanes == 0) break;
+    const ChannelEpilogue<S> channel(p, c0, lanes);
+    for (int t = 0; t < tokens; ++t)
+      store_channels<S>(p, S::load(sums[v][t]), token0 + t, rows.quant ? rows.q(token0 + t) : unit, channel, c0,
+                        lanes);
+  }
+}
+
 // WV vectors (of S::L channels) x T tokens. A channel block of 16 holds
 // 16 / S::L vectors.
 template <class S, int WV, int T>
@@ -181,46 +198,53 @@ void dense_tile(const SpmmS8Problem& p, const S8Rows& rows, int64_t token0, int 
   for (int v = 0; v < WV; ++v)
 #pragma GCC unroll 64
     for (int t = 0; t < T; ++t) S::store(sums[v][t], acc[v][t]);
-  const TokenQuantization unit{1.0f, 0};
-  for (int v = 0; v < WV; ++v) {
-    const int64_t c0 = cb0 * 16 + v * S::L;
-    const int lanes = static_cast<int>(std::clamp<int64_t>(w.n - c0, 0, S::L));
-    if (lanes == 0) break;
-    const ChannelEpilogue<S> channel(p, c0, lanes);
-    for (int t = 0; t < tokens; ++t)
-      store_channels<S>(p, S::load(sums[v][t]), token0 + t, rows.quant ? rows.q(token0 + t) : unit, channel, c0,
-                        lanes);
-  }
+  store_channel_tile<S, WV, T>(p, rows, sums, token0, tokens, cb0);
 }
 
-template <class S, int WV, int T>
-void run_dense(const SpmmS8Problem& p) {
-  static_assert(WV * S::L % 16 == 0, "a dense tile covers whole channel blocks");
+// Channel tiles of WV vectors x T tokens over row-major quantized
+// activations, for any weights stored in blocks of 16 channels:
+// tile(rows, token0, tokens, cb0) runs WV * S::L / 16 blocks from cb0;
+// tail(rows, token0, tokens, cb) one block.
+template <class S, int WV, int T, class Tile, class Tail>
+void run_channel_tiles(const SpmmS8Problem& p, int64_t channel_blocks, int64_t weight_bytes, const Tile& tile,
+                       const Tail& tail) {
+  static_assert(WV * S::L % 16 == 0, "a channel tile covers whole channel blocks");
   constexpr int kBlocksPerTile = WV * S::L / 16;
-  const ChannelPackedS8& w = *p.channels;
   TileSchedule s;
   s.tokens = p.m;
   s.tokens_per_tile = T;
   s.tokens_per_panel = 1;
-  s.panel_bytes = w.k_groups * 4;
-  s.block_rows = (w.channel_blocks + kBlocksPerTile - 1) / kBlocksPerTile;
-  s.weight_bytes = static_cast<int64_t>(w.values.size());
+  s.panel_bytes = (p.k() + 3) / 4 * 4;
+  s.block_rows = (channel_blocks + kBlocksPerTile - 1) / kBlocksPerTile;
+  s.weight_bytes = weight_bytes;
   s.threads = p.threads > 0 ? p.threads : default_num_threads();
   for_each_tile(
       s,
       [&](uint64_t call_id, int64_t group, int64_t first, int64_t count) {
         return quantize_rows<S>(p, call_id, group, first, count);
       },
-      [&](const S8Rows& rows, int64_t tile, int64_t br) {
-        const int64_t token0 = tile * T;
+      [&](const S8Rows& rows, int64_t tile_index, int64_t br) {
+        const int64_t token0 = tile_index * T;
         const int tokens = static_cast<int>(std::min<int64_t>(T, p.m - token0));
         const int64_t cb0 = br * kBlocksPerTile;
-        if (cb0 + kBlocksPerTile <= w.channel_blocks) {
-          dense_tile<S, WV, T>(p, rows, token0, tokens, cb0);
+        if (cb0 + kBlocksPerTile <= channel_blocks) {
+          tile(rows, token0, tokens, cb0);
         } else {
-          for (int64_t cb = cb0; cb < w.channel_blocks; ++cb)
-            dense_tile<S, 16 / S::L, T>(p, rows, token0, tokens, cb);
+          for (int64_t cb = cb0; cb < channel_blocks; ++cb) tail(rows, token0, tokens, cb);
         }
+      });
+}
+
+template <class S, int WV, int T>
+void run_dense(const SpmmS8Problem& p) {
+  const ChannelPackedS8& w = *p.channels;
+  run_channel_tiles<S, WV, T>(
+      p, w.channel_blocks, static_cast<int64_t>(w.values.size()),
+      [&](const S8Rows& rows, int64_t token0, int tokens, int64_t cb0) {
+        dense_tile<S, WV, T>(p, rows, token0, tokens, cb0);
+      },
+      [&](const S8Rows& rows, int64_t token0, int tokens, int64_t cb) {
+        dense_tile<S, 16 / S::L, T>(p, rows, token0, tokens, cb);
       });
 }
 

@@ -18,7 +18,7 @@ from typing import Dict, List, Optional, Sequence, Tuple
 import numpy as np
 
 from .. import SparseLinear, get_num_threads, prune_weight, set_num_threads
-from ..patterns import parse_pattern
+from ..patterns import parse_pattern, weight_layout
 from . import peers
 from .environment import describe_machine
 from .timing import time_baseline_apart
@@ -85,8 +85,14 @@ def run(shapes: Sequence[Shape], patterns: Sequence[str], sparsities: Sequence[f
     if dtype not in PEERS:
         raise ValueError(f"dtype '{dtype}': expected one of {', '.join(PEERS)}")
     for p in patterns:
-        if parse_pattern(p).kind != "block":
-            raise ValueError(f"pattern '{p}': the GEMM benchmark runs block patterns such as 16x1 or 4x1")
+        if parse_pattern(p).kind == "dense":
+            raise ValueError("pattern 'dense': our dense kernel is in every run already; "
+                             "give sparse patterns such as 16x1, 4x1 or 2:4")
+        weight_layout(parse_pattern(p))  # refuses the N:M patterns without kernels
+
+    def sparsities_of(pattern: str) -> Sequence[float]:
+        p = parse_pattern(pattern)
+        return [1.0 - p.n / p.m] if p.kind == "nm" else sparsities  # N:M fixes the sparsity
     rng = np.random.default_rng(seed)
     rows: List[Row] = []
     saved_threads = get_num_threads()
@@ -97,7 +103,7 @@ def run(shapes: Sequence[Shape], patterns: Sequence[str], sparsities: Sequence[f
             dense = SparseLinear(w, pattern="dense", dtype=dtype)
             layers = {}
             for pattern in patterns:
-                for s in sparsities:
+                for s in sparsities_of(pattern):
                     pruned = prune_weight(w, pattern, s)
                     layers[(pattern, s)] = (SparseLinear(pruned, pattern=pattern, dtype=dtype),
                                             int(np.count_nonzero(pruned)))

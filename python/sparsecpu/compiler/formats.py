@@ -9,6 +9,8 @@ relative to our dense kernel of the same dtype as
 with the cost per stored weight measured by `sparsecpu bench gemm` on BERT shapes
 (docs/BENCHMARKS.md: e.g. fp32 4x1 at 90% runs 6.6x our dense, so 0.1 x 1.5;
 int8 4x1 at 90% 3.75x and at 50% 1.34x our dense). The dense kernel costs 1.
+A weight that is 2:4 (at most two nonzeros in every group of four inputs) can
+also run the 2:4 kernels, at the whole-layer cost measured for them.
 """
 
 from __future__ import annotations
@@ -33,13 +35,16 @@ _COST = {
 # instruction issues at about half the FMA rate there; AMD Zen 4/5 issue it at the FMA rate).
 # Without AVX512-BF16 every bf16 layer runs fp32 kernels, costed as fp32.
 _BF16_DENSE_SPEEDUP = 0.75
+# Whole-layer cost of the 2:4 kernels relative to dense (geometric means over the goal shapes,
+# docs/BENCHMARKS.md): fp32 and int8 both run about 1.15x our dense kernel.
+_SEMI24_COST = {"fp32": 0.87, "int8": 0.87}
 # Block shapes tried when the weights' zeros, not a pattern argument, decide.
 CANDIDATE_BLOCKS = ((16, 1), (8, 1), (4, 1), (4, 4), (1, 4), (2, 1), (1, 1))
 
 
 @dataclass(frozen=True)
 class LayerFormat:
-    pattern: Pattern          # the block shape the layer is packed with, or dense
+    pattern: Pattern          # the block shape the layer is packed with, 2:4, or dense
     density: float            # nonzero share of the weight
     stored: float             # share of the weight inside stored blocks (1.0 when dense)
     estimated_cost: float     # relative to our dense kernel
@@ -57,6 +62,13 @@ def _costs(dtype: str) -> Dict[Tuple[int, int], float]:
     has_bf16_kernel = any(usable and isa != "ref" for _, isa, usable in core.gemm_bf16_kernels())
     speedup = _BF16_DENSE_SPEEDUP if has_bf16_kernel else 1.0
     return {block: cost * speedup for block, cost in _COST["fp32"].items()}
+
+
+def fits_2_4(nonzero: np.ndarray) -> bool:
+    """True when no group of four consecutive inputs of a row holds more than two nonzeros."""
+    n, k = nonzero.shape
+    groups = np.pad(nonzero, ((0, 0), (0, -k % 4))).reshape(n, -1, 4).sum(axis=-1)
+    return bool((groups <= 2).all())
 
 
 def stored_share(nonzero: np.ndarray, rows: int, cols: int) -> float:
@@ -80,6 +92,12 @@ def choose_format(weight: np.ndarray, dtype: str, pattern: Optional[Pattern] = N
     else:
         blocks = CANDIDATE_BLOCKS  # N:M and "keep the zeros": the zeros decide
     costs: Dict[Tuple[int, int], float] = _costs(dtype)
+    if (pattern is None or pattern.kind == "nm") and nonzero.size and fits_2_4(nonzero):
+        # bf16 runs the fp32 kernels on rounded values, scaled as the block costs are.
+        cost = _SEMI24_COST["int8" if dtype == "int8" else "fp32"] * costs[(4, 1)] / _COST[
+            "int8" if dtype == "int8" else "fp32"][(4, 1)]
+        if cost < best.estimated_cost:
+            best = LayerFormat(parse_pattern("2:4"), density, 0.5, cost)
     for rows, cols in blocks:
         share = stored_share(nonzero, rows, cols)
         cost = share * costs.get((rows, cols), max(costs.values()))

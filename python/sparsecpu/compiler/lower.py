@@ -8,6 +8,7 @@ import numpy as np
 
 from .._native import core
 from ..ir import Attention, Embeddings, Graph, LayerNorm, Linear, dense_weight
+from ..patterns import weight_layout
 from .formats import LayerFormat
 
 
@@ -31,8 +32,8 @@ def value_widths(graph: Graph) -> Dict[str, int]:
 def make_linear(linear: Linear, fmt: LayerFormat, dtype: str):
     impl = {"fp32": core.LinearF32, "int8": core.LinearS8, "bf16": core.LinearBF16}[dtype]
     bias = None if linear.bias is None else np.ascontiguousarray(linear.bias, np.float32)
-    return impl(np.ascontiguousarray(dense_weight(linear.weight)), bias, fmt.pattern.rows, fmt.pattern.cols,
-                fmt.dense, linear.activation or "none", "")
+    return impl(np.ascontiguousarray(dense_weight(linear.weight)), bias, weight_layout(fmt.pattern),
+                fmt.pattern.rows, fmt.pattern.cols, linear.activation or "none", "")
 
 
 def lower(graph: Graph, formats: Dict[str, LayerFormat], dtype: str) -> Tuple["core.Plan", List[dict]]:

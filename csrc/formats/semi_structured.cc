@@ -1,0 +1,117 @@
+#include "formats/semi_structured.h"
+
+#include <algorithm>
+#include <cmath>
+#include <stdexcept>
+#include <string>
+
+namespace sparsecpu {
+
+namespace {
+
+int pair_of(int i0, int i1) {
+  for (int p = 0; p < kSemi24Pairs; ++p)
+    if (kSemi24Pair[p][0] == i0 && kSemi24Pair[p][1] == i1) return p;
+  throw std::logic_error("not a 2:4 position pair");
+}
+
+bool finite(float v) { return std::isfinite(v); }
+bool finite(int8_t) { return true; }
+
+}  // namespace
+
+int Semi24Indices::pair(int64_t row, int64_t group) const {
+  return pair_of(position(row, group, 0), position(row, group, 1));
+}
+
+template <class T>
+Semi24Indices find_semi24_indices(const T* w, int64_t n, int64_t k) {
+  Semi24Indices s;
+  s.n = n;
+  s.k = k;
+  s.groups = (k + 3) / 4;
+  s.bytes_per_row = (s.groups + 1) / 2;
+  s.codes.assign(static_cast<size_t>(n * s.bytes_per_row), 0);
+  for (int64_t r = 0; r < n; ++r) {
+    const T* row = w + r * k;
+    for (int64_t g = 0; g < s.groups; ++g) {
+      bool keep[4] = {false, false, false, false};
+      int count = 0;
+      for (int i = 0; i < 4 && g * 4 + i < k; ++i) {
+        const T v = row[g * 4 + i];
+        if (!finite(v))
+          throw std::invalid_argument("weight row " + std::to_string(r) + " column " + std::to_string(g * 4 + i) +
+                                      " is not finite");
+        if (v == T(0)) continue;
+        if (count == 2)
+          throw std::invalid_argument("weight breaks 2:4: row " + std::to_string(r) + ", group " + std::to_string(g) +
+                                      " (inputs " + std::to_string(g * 4) + ".." +
+                                      std::to_string(std::min(g * 4 + 3, k - 1)) +
+                                      ") holds more than 2 nonzeros; prune it first with prune_weight(W, '2:4')");
+        keep[i] = true;
+        ++count;
+      }
+      for (int i = 0; count < 2; ++i)  // complete with the lowest free positions
+        if (!keep[i]) {
+          keep[i] = true;
+          ++count;
+        }
+      int kept[2], found = 0;
+      for (int i = 0; i < 4; ++i)
+        if (keep[i]) kept[found++] = i;
+      const uint8_t nibble = static_cast<uint8_t>(kept[0] | kept[1] << 2);
+      s.codes[static_cast<size_t>(r * s.bytes_per_row + g / 2)] |= static_cast<uint8_t>(nibble << (4 * (g % 2)));
+    }
+  }
+  return s;
+}
+
+template Semi24Indices find_semi24_indices<float>(const float*, int64_t, int64_t);
+template Semi24Indices find_semi24_indices<int8_t>(const int8_t*, int64_t, int64_t);
+
+Semi24F32 pack_semi24_f32(const float* w, int64_t n, int64_t k) {
+  if (k > kSemi24MaxK)
+    throw std::invalid_argument("2:4 fp32 layers take at most " + std::to_string(kSemi24MaxK) +
+                                " in_features, got " + std::to_string(k));
+  Semi24F32 s;
+  s.n = n;
+  s.k = k;
+  s.indices = find_semi24_indices(w, n, k);
+  const int64_t per_row = 2 * s.indices.groups;
+  s.values.resize(static_cast<size_t>(n * per_row));
+  s.cols.resize(static_cast<size_t>(n * per_row));
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t g = 0; g < s.indices.groups; ++g)
+      for (int which = 0; which < 2; ++which) {
+        const int64_t col = g * 4 + s.indices.position(r, g, which);
+        const int64_t at = r * per_row + 2 * g + which;
+        s.cols[static_cast<size_t>(at)] = static_cast<uint16_t>(std::min(col, k - 1));
+        s.values[static_cast<size_t>(at)] = col < k ? w[r * k + col] : 0.0f;  // past k: a zero weight
+      }
+  return s;
+}
+
+Semi24S8 pack_semi24_s8(const int8_t* w, int64_t n, int64_t k) {
+  Semi24S8 s;
+  s.n = n;
+  s.k = k;
+  s.chunks = (k + 7) / 8;
+  s.channel_blocks = (n + 15) / 16;
+  s.indices = find_semi24_indices(w, n, k);
+  s.values.resize(static_cast<size_t>(s.channel_blocks * s.chunks * 64));
+  s.positions.resize(static_cast<size_t>(s.channel_blocks * s.chunks * 64));
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t c = 0; c < s.chunks; ++c)
+      for (int slot = 0; slot < 4; ++slot) {
+        const int64_t g = 2 * c + slot / 2;
+        const int64_t at = ((r / 16 * s.chunks + c) * 16 + r % 16) * 4 + slot;
+        // A chunk past the last group (odd group count) multiplies zero weights.
+        const int position = g < s.indices.groups ? s.indices.position(r, g, slot % 2) : slot % 2;
+        const int64_t col = g * 4 + position;
+        s.values[static_cast<size_t>(at)] = g < s.indices.groups && col < k ? w[r * k + col] : 0;
+        s.positions[static_cast<size_t>(at)] = static_cast<uint8_t>(4 * (slot / 2) + position);
+      }
+  return s;
+}
+
+}  // namespace sparsecpu

@@ -1,0 +1,73 @@
+// 2:4 semi-structured weights: in every group of four consecutive inputs of
+// an output row at most two weights are nonzero (the last group of a row may
+// be shorter). Every group keeps exactly two positions i0 < i1, 2 bits each;
+// a group with fewer nonzeros is completed with its lowest zero positions.
+//
+// Two kernel layouts are built on the same positions:
+//  * fp32: per row, the two kept values of each group and their input columns.
+//  * int8: blocks of 16 output channels; per chunk of two groups (8 inputs)
+//    each channel's four kept values form one dword, next to the chunk
+//    positions of the four activation bytes they multiply.
+#pragma once
+
+#include <cstdint>
+#include <vector>
+
+#include "formats/aligned_buffer.h"
+
+namespace sparsecpu {
+
+constexpr int kSemi24Pairs = 6;
+// Positions (i0, i1) of each pair id.
+constexpr int kSemi24Pair[kSemi24Pairs][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
+
+struct Semi24Indices {
+  int64_t n = 0, k = 0;
+  int64_t groups = 0;          // ceil(k / 4)
+  int64_t bytes_per_row = 0;   // ceil(groups / 2)
+  // Group g of row r: nibble i0 | i1 << 2 of codes[r * bytes_per_row + g / 2], low nibble first.
+  std::vector<uint8_t> codes;
+
+  int position(int64_t row, int64_t group, int which) const {
+    const int nibble = (codes[static_cast<size_t>(row * bytes_per_row + group / 2)] >> (4 * (group % 2))) & 15;
+    return which == 0 ? nibble & 3 : nibble >> 2;
+  }
+  int pair(int64_t row, int64_t group) const;  // pair id 0..5
+  size_t packed_bytes() const { return codes.size(); }
+};
+
+// The kept positions of w (n, k) row-major. Throws std::invalid_argument naming
+// the first row and group holding more than two nonzeros (or a non-finite weight).
+template <class T>
+Semi24Indices find_semi24_indices(const T* w, int64_t n, int64_t k);
+
+struct Semi24F32 {
+  int64_t n = 0, k = 0;
+  Semi24Indices indices;
+  AlignedBuffer<float> values;   // (n, 2 * groups): group g's values at 2g, 2g + 1
+  std::vector<uint16_t> cols;    // (n, 2 * groups): their input columns
+  size_t packed_bytes() const { return values.size() * sizeof(float) + cols.size() * sizeof(uint16_t); }
+};
+
+// Largest in_features the fp32 layout indexes (16-bit columns).
+constexpr int64_t kSemi24MaxK = 65536;
+
+Semi24F32 pack_semi24_f32(const float* w, int64_t n, int64_t k);
+
+struct Semi24S8 {
+  int64_t n = 0, k = 0;
+  int64_t chunks = 0;           // ceil(k / 8)
+  int64_t channel_blocks = 0;   // ceil(n / 16)
+  Semi24Indices indices;
+  // [channel_blocks][chunks][16 channels][4]: a chunk's four kept weights of a
+  // channel as one dword, and the positions (0..7 within the chunk) of the
+  // activation bytes they multiply, as byte-shuffle indices.
+  AlignedBuffer<int8_t> values;
+  AlignedBuffer<uint8_t> positions;
+  size_t packed_bytes() const { return values.size() + positions.size(); }
+};
+
+// w: (n, k) int8 row-major, already 2:4.
+Semi24S8 pack_semi24_s8(const int8_t* w, int64_t n, int64_t k);
+
+}  // namespace sparsecpu

@@ -1,0 +1,118 @@
+// fp32 kernels for 2:4 weights (Semi24F32), written once over a SIMD traits
+// type S and instantiated by each per-ISA file next to the block kernels.
+//
+// Vectors run over tokens: every kept weight is broadcast and multiplies TV
+// vectors of one input row of the token panels. A 2:4 row selects its own
+// input rows, so no load is shared between output rows; what keeps the loads
+// cheap is that they hit L1: the input dimension is walked in blocks small
+// enough for the panels' rows of one block to stay in L1 while a slice of
+// output rows passes over them, with the slice's sums parked in a scratch
+// buffer between blocks (one load and store per row, vector and block).
+// Everything has internal linkage (see kernels/tile_schedule.h).
+#pragma once
+
+#include <algorithm>
+#include <array>
+#include <cstdint>
+#include <utility>
+
+#include "kernels/spmm_f32/spmm_f32_tiles.h"
+
+namespace sparsecpu {
+namespace {
+
+// Sums of rows [r0, r1) over groups [g0, g1) for TV vectors of tokens;
+// sums[(r - r0) * TV * L + v * L + lane]. `first`: the sums start at zero.
+template <class S, int TV>
+void semi24_rows_f32(const Semi24F32& w, const float* const x_of[TV], int64_t g0, int64_t g1, int64_t r0, int64_t r1,
+                     float* sums, bool first) {
+  using Vec = typename S::V;
+  constexpr int L = S::L;
+  const int64_t per_row = 2 * w.indices.groups;
+  for (int64_t r = r0; r < r1; ++r) {
+    float* out = sums + (r - r0) * TV * L;
+    Vec acc[TV];
+    for (int v = 0; v < TV; ++v) acc[v] = first ? S::zero() : S::load(out + v * L);
+    const float* value = w.values.data() + r * per_row + 2 * g0;
+    const uint16_t* col = w.cols.data() + r * per_row + 2 * g0;
+    for (int64_t j = 0; j < 2 * (g1 - g0); ++j) {
+      const Vec wj = S::bcast(value + j);
+      const int64_t offset = static_cast<int64_t>(col[j]) * kPanelTokens;
+      for (int v = 0; v < TV; ++v) acc[v] = S::fma(wj, S::load(x_of[v] + offset), acc[v]);
+    }
+#pragma GCC unroll 16
+    for (int v = 0; v < TV; ++v) S::store(out + v * L, acc[v]);
+  }
+}
+
+// One task: tokens [token0, token0 + TV * L) (fewer real ones at the end of
+// the call) x output rows [r0, r1), written to y with the epilogue.
+template <class S, int TV>
+void semi24_task_f32(const SpmmF32Problem& p, const PanelRange& panels, int64_t token0, int64_t r0, int64_t r1) {
+  using Vec = typename S::V;
+  constexpr int L = S::L;
+  constexpr int64_t kTileTokens = TV * L;
+  // Panel rows of one block of groups: 4 inputs x kTileTokens floats each, about 24 KiB.
+  constexpr int64_t kBlockGroups = std::max<int64_t>(4, (24 << 10) / (4 * kTileTokens * 4));
+  // Sums of one slice of rows: 128 KiB.
+  constexpr int64_t kSliceRows = std::max<int64_t>(L, (128 << 10) / (kTileTokens * 4) / L * L);
+  thread_local AlignedBuffer<float> scratch;
+  scratch.reserve_discarding(static_cast<size_t>(kSliceRows * kTileTokens));
+  float* sums = scratch.data();
+
+  const Semi24F32& w = *p.w24;
+  const float* x_of[TV];
+  for (int v = 0; v < TV; ++v) x_of[v] = panels.at_token(token0 + v * L);
+  const int tokens = static_cast<int>(std::min<int64_t>(kTileTokens, p.m - token0));
+  const Epilogue& e = p.epilogue;
+  for (int64_t s0 = r0; s0 < r1; s0 += kSliceRows) {
+    const int64_t s1 = std::min(r1, s0 + kSliceRows);
+    for (int64_t g0 = 0; g0 < w.indices.groups; g0 += kBlockGroups)
+      semi24_rows_f32<S, TV>(w, x_of, g0, std::min(w.indices.groups, g0 + kBlockGroups), s0, s1, sums, g0 == 0);
+    for (int64_t r = s0; r < s1; ++r) {
+      const Vec bias = S::set1(e.bias ? e.bias[r] : 0.0f);
+      float* row = sums + (r - s0) * kTileTokens;
+      for (int v = 0; v < TV; ++v) S::store(row + v * L, activate<S>(S::add(S::load(row + v * L), bias), e.activation));
+    }
+    for (int64_t c0 = s0; c0 < s1; c0 += L)
+      store_staged_channels<S>(p, sums + (c0 - s0) * kTileTokens, kTileTokens, token0, tokens, c0,
+                               static_cast<int>(std::min<int64_t>(L, s1 - c0)));
+  }
+}
+
+template <class S, int... TVs>
+constexpr auto semi24_task_table(std::integer_sequence<int, TVs...>) {
+  using Fn = void (*)(const SpmmF32Problem&, const PanelRange&, int64_t, int64_t, int64_t);
+  return std::array<Fn, sizeof...(TVs)>{&semi24_task_f32<S, TVs + 1>...};
+}
+
+// Tiles of MaxTV vectors of tokens (the last one of a call narrower). Rows
+// are split between threads only when there are fewer tiles than threads.
+template <class S, int MaxTV>
+void run_semi24_f32(const SpmmF32Problem& p) {
+  constexpr int L = S::L;
+  constexpr int64_t kTileTokens = MaxTV * L;
+  static constexpr auto table = semi24_task_table<S>(std::make_integer_sequence<int, MaxTV>{});
+  const int64_t n = p.w24->n, k = p.w24->k;
+  if (p.m == 0 || n == 0) return;
+  const int threads = p.threads > 0 ? p.threads : default_num_threads();
+  const int64_t tiles = (p.m + kTileTokens - 1) / kTileTokens;
+  const int64_t row_vectors = (n + L - 1) / L;
+  const int64_t chunks = std::clamp<int64_t>((threads + tiles - 1) / tiles, 1, row_vectors);
+  const int64_t rows_per_chunk = (row_vectors + chunks - 1) / chunks * L;
+  const uint64_t call_id = next_call_id();
+  parallel_for(tiles * chunks, threads, [&](int64_t task) {
+    const int64_t tile = task % tiles, chunk = task / tiles;
+    const int64_t r0 = chunk * rows_per_chunk, r1 = std::min(n, r0 + rows_per_chunk);
+    if (r0 >= r1) return;
+    const int64_t token0 = tile * kTileTokens;
+    const int64_t first_panel = token0 / kPanelTokens;
+    const int64_t last_panel = (std::min(p.m, token0 + kTileTokens) - 1) / kPanelTokens;
+    const PanelRange panels = pack_panels<S>(p, call_id, tile, first_panel, last_panel - first_panel + 1, k);
+    const int vectors = static_cast<int>((std::min(p.m, token0 + kTileTokens) - token0 + L - 1) / L);
+    table[vectors - 1](p, panels, token0, r0, r1);
+  });
+}
+
+}  // namespace
+}  // namespace sparsecpu
