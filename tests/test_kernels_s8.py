@@ -190,3 +190,34 @@ def test_concurrent_int8_calls_match_serial():
             parallel = list(pool.map(lin, inputs))
         for s, p in zip(serial, parallel):
             np.testing.assert_array_equal(s, p)
+
+
+@pytest.mark.parametrize("layout,pattern", [("dense", "dense"), ("blocks", "4x1"), ("2:4", "2:4")])
+def test_quantized_weights_give_the_float_constructed_layer(layout, pattern):
+    """A compiled int8 model keeps QuantizedRows (int8 + scales): the layer built from them must be
+    the one built from the float weights, bit for bit (Python and C++ quantize alike)."""
+    from sparsecpu.ir import QuantizedRows
+
+    rng = seeded("quantized", layout)
+    w = rng.standard_normal((70, 67)).astype(np.float32)
+    w[5] = 0.0
+    w[7, 3] = 1e-30  # quantizes to 0 next to normal weights
+    if pattern != "dense":
+        w = sc.prune_weight(w, pattern, None if pattern == "2:4" else 0.5)
+    bias = rng.standard_normal(70).astype(np.float32)
+    x = rng.standard_normal((33, 67)).astype(np.float32)
+    q = QuantizedRows.quantize(w)
+    rows, cols = (4, 1) if layout == "blocks" else (1, 1)
+    from_floats = _core.LinearS8(w, bias, layout, rows, cols, "gelu")
+    from_ints = _core.LinearS8.from_quantized(q.values, q.scale, bias, layout, rows, cols, "gelu")
+    np.testing.assert_array_equal(from_ints.forward(x), from_floats.forward(x))
+    assert from_ints.kernel == from_floats.kernel
+
+
+def test_quantized_weights_refuse_bad_scales():
+    values = np.ones((3, 8), np.int8)
+    for scale, words in [(np.ones(2, np.float32), r"scale must have shape \(3,\)"),
+                         (np.array([1, 0, 1], np.float32), r"scale\[1\] must be a positive finite number"),
+                         (np.array([1, 1, np.nan], np.float32), r"scale\[2\]")]:
+        with pytest.raises(ValueError, match=words):
+            _core.LinearS8.from_quantized(values, scale, None, "dense", 1, 1, "none")

@@ -25,12 +25,14 @@ def models():
     return {
         "fp32": sc.compile(os.path.join(DATA, "tiny_bert")),
         "int8 4x1": sc.compile(os.path.join(DATA, "tiny_roberta"), dtype="int8", pattern="4x1", sparsity=0.8),
+        "int8": sc.compile(os.path.join(DATA, "tiny_bert"), dtype="int8"),
+        "int8 2:4": sc.compile(os.path.join(DATA, "tiny_distilbert"), dtype="int8", pattern="2:4"),
         "bf16": sc.compile(os.path.join(DATA, "tiny_distilbert"), dtype="bf16"),
         "onnx 16x1": sc.compile(os.path.join(DATA, "tiny_bert_token_types.onnx"), pattern="16x1", sparsity=0.9),
     }
 
 
-@pytest.mark.parametrize("name", ["fp32", "int8 4x1", "bf16", "onnx 16x1"])
+@pytest.mark.parametrize("name", ["fp32", "int8 4x1", "int8", "int8 2:4", "bf16", "onnx 16x1"])
 def test_save_load_round_trip_is_exact(models, name, tmp_path, rng):
     m = models[name]
     path = tmp_path / "model.sparsecpu"
@@ -49,6 +51,22 @@ def test_sparse_weights_are_stored_sparse(models, tmp_path):
     dense_weights = sum(layer["dense_bytes"] for layer in models["onnx 16x1"].layers)
     embeddings = 320 * 96 * 4 + 64 * 96 * 4 + 2 * 96 * 4
     assert os.path.getsize(tmp_path / "sparse.bin") < embeddings + 0.3 * dense_weights + 100_000
+
+
+def test_int8_models_hold_and_store_int8_weights(models, tmp_path):
+    """An int8 model keeps its dense layers as int8 values + scales, not the float weights: about
+    a quarter of the float matrices in memory and on disk, and no re-quantization on load."""
+    from sparsecpu.ir import QuantizedRows
+
+    m = models["int8"]
+    linears = m._graph.linears()
+    assert all(isinstance(linear.weight, QuantizedRows) for linear in linears)
+    held = sum(linear.weight.values.nbytes + linear.weight.scale.nbytes for linear in linears)
+    dense_floats = sum(layer["dense_bytes"] for layer in m.layers)
+    assert held <= 0.26 * dense_floats
+    m.save(tmp_path / "int8.bin")
+    embeddings = 320 * 96 * 4 + 64 * 96 * 4 + 2 * 96 * 4
+    assert os.path.getsize(tmp_path / "int8.bin") < embeddings + 0.3 * dense_floats + 100_000
 
 
 def test_pickle_round_trip(models, rng):

@@ -2,6 +2,7 @@
 #include <pybind11/pybind11.h>
 #include <pybind11/stl.h>
 
+#include <cmath>
 #include <optional>
 #include <string>
 
@@ -58,10 +59,32 @@ void bind_linear_s8(py::module_& m) {
             check_weight(w, std::nullopt);
             const WeightLayout weight_layout = weight_layout_from_name(layout);
             py::gil_scoped_release release;
-            return new LinearS8(w.data(), w.shape(0), w.shape(1), weight_layout, BlockShape{block_rows, block_cols}, kernel);
+            return new LinearS8(w.data(), nullptr, w.shape(0), w.shape(1), nullptr, weight_layout,
+                                BlockShape{block_rows, block_cols}, Activation::none, kernel);
           },
           py::arg("weight"), py::arg("layout"), py::arg("block_rows"), py::arg("block_cols"), py::arg("kernel") = "",
           "Integer weights as given (scale 1): for exact tests of the int32 accumulators.")
+      .def_static(
+          "from_quantized",
+          [](py::array_t<int8_t, py::array::c_style> w, FloatArray scale, std::optional<FloatArray> bias,
+             const std::string& layout, int block_rows, int block_cols, const std::string& activation,
+             const std::string& kernel) {
+            check_weight(w, bias);
+            require(scale.ndim() == 1 && scale.shape(0) == w.shape(0),
+                    "scale must have shape (" + std::to_string(w.shape(0)) + ",), got " + shape_text(scale));
+            for (py::ssize_t i = 0; i < scale.shape(0); ++i)
+              require(std::isfinite(scale.data()[i]) && scale.data()[i] > 0.0f,
+                      "scale[" + std::to_string(i) + "] must be a positive finite number, got " +
+                          std::to_string(scale.data()[i]));
+            const Activation act = activation_from_name(activation);
+            const WeightLayout weight_layout = weight_layout_from_name(layout);
+            py::gil_scoped_release release;
+            return new LinearS8(w.data(), scale.data(), w.shape(0), w.shape(1), bias ? bias->data() : nullptr,
+                                weight_layout, BlockShape{block_rows, block_cols}, act, kernel);
+          },
+          py::arg("weight"), py::arg("scale"), py::arg("bias"), py::arg("layout"), py::arg("block_rows"),
+          py::arg("block_cols"), py::arg("activation"), py::arg("kernel") = "",
+          "int8 weights with their per-channel scales (W ≈ scale[n] * weight[n]), as a compiled model keeps them.")
       .def("forward", &forward_f32<LinearS8>, py::arg("x"), py::arg("residual") = py::none(), py::arg("threads") = 0)
       .def("forward_s8",
            [](const LinearS8& self, FloatArray x, std::optional<FloatArray> residual, float out_scale, int threads) {

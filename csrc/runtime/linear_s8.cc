@@ -16,9 +16,11 @@ LinearS8::LinearS8(const float* w, int64_t n, int64_t k, const float* bias, Weig
   pack(q.values.data(), layout, block, kernel_name);
 }
 
-LinearS8::LinearS8(const int8_t* w, int64_t n, int64_t k, WeightLayout layout, BlockShape block,
-                   const std::string& kernel_name)
-    : n_(n), k_(k), scale_(static_cast<size_t>(n), 1.0f) {
+LinearS8::LinearS8(const int8_t* w, const float* scale, int64_t n, int64_t k, const float* bias, WeightLayout layout,
+                   BlockShape block, Activation activation, const std::string& kernel_name)
+    : n_(n), k_(k), scale_(static_cast<size_t>(n), 1.0f), activation_(activation) {
+  if (scale) scale_.assign(scale, scale + n);
+  if (bias) bias_.assign(bias, bias + n);
   for (int64_t i = 0; i < n * k; ++i) nonzeros_ += w[i] != 0;
   pack(w, layout, block, kernel_name);
 }

@@ -20,9 +20,10 @@ class LinearS8 {
   // Quantizes a float weight (n, k); layout and block shape as for fp32.
   LinearS8(const float* w, int64_t n, int64_t k, const float* bias, WeightLayout layout, BlockShape block,
            Activation activation, const std::string& kernel_name);
-  // Integer weights as given (scale 1, no bias): for exact tests of the kernels.
-  LinearS8(const int8_t* w, int64_t n, int64_t k, WeightLayout layout, BlockShape block,
-           const std::string& kernel_name);
+  // Weights already quantized: W ≈ scale[n] * w (scale null: 1, for exact tests
+  // of the kernels). A compiled model keeps these instead of the float weights.
+  LinearS8(const int8_t* w, const float* scale, int64_t n, int64_t k, const float* bias, WeightLayout layout,
+           BlockShape block, Activation activation, const std::string& kernel_name);
 
   void forward(const float* x, int64_t m, int64_t ldx, const float* residual, float* y, int threads) const;
   void forward_s8(const float* x, int64_t m, int64_t ldx, const float* residual, float out_scale, int8_t* y,

@@ -59,8 +59,44 @@ class SparseRows:
         return np.count_nonzero(dense) * 8 < dense.size * 4
 
 
+class QuantizedRows:
+    """A weight as our int8 kernels hold it: int8 values and one scale per output row (symmetric,
+    W ~ scale[n] * values[n]); a quarter of the float32 matrix. np.asarray(w) gives the dequantized
+    matrix, which is what the int8 layer multiplies by."""
+
+    def __init__(self, values: np.ndarray, scale: np.ndarray):
+        self.values = np.ascontiguousarray(values, np.int8)
+        self.scale = np.ascontiguousarray(scale, np.float32)
+        self.shape = tuple(self.values.shape)
+
+    @classmethod
+    def quantize(cls, dense: np.ndarray) -> "QuantizedRows":
+        """The per-channel quantization of the C++ int8 layers, bit for bit: scale = max|w| / 127
+        (1 for an all-zero row), values = round half to even of w / scale, within [-127, 127]."""
+        w = np.asarray(dense, np.float32)
+        peak = np.abs(w).max(axis=1) if w.shape[1] else np.zeros(w.shape[0], np.float32)
+        scale = np.where(peak > 0, peak / np.float32(127), np.float32(1)).astype(np.float32)
+        return cls(np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8), scale)
+
+    @property
+    def size(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    @property
+    def dtype(self):
+        return np.dtype(np.float32)
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+    def __array__(self, dtype=None, copy=None):
+        dense = self.values.astype(np.float32) * self.scale[:, None]
+        return dense if dtype is None else dense.astype(dtype)
+
+
 def dense_weight(weight) -> np.ndarray:
-    """The dense float32 matrix of a weight (an array or SparseRows)."""
+    """The dense float32 matrix of a weight (an array, SparseRows or QuantizedRows)."""
     return np.asarray(weight, np.float32)
 
 
@@ -84,7 +120,7 @@ class Linear:
     name: str
     input: str
     output: str
-    weight: "np.ndarray | SparseRows"  # (out_features, in_features) float32
+    weight: "np.ndarray | SparseRows | QuantizedRows"  # (out_features, in_features)
     bias: Optional[np.ndarray]
     activation: Optional[str] = None  # None | "gelu" | "relu", applied before the residual
     residual: Optional[str] = None    # value added after the activation

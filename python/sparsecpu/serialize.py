@@ -30,7 +30,7 @@ import numpy as np
 
 MAGIC = b"SPARSECPU-MODEL\0"
 VERSION = 1
-_ALLOWED_DTYPES = {"float32", "int64", "int32"}
+_ALLOWED_DTYPES = {"float32", "int64", "int32", "int8"}
 
 
 class ModelFileError(ValueError):
@@ -55,8 +55,10 @@ class _Blobs:
 
 
 def _weight_entry(blobs: _Blobs, weight) -> dict:
-    from .ir import SparseRows, dense_weight
+    from .ir import QuantizedRows, SparseRows, dense_weight
 
+    if isinstance(weight, QuantizedRows):
+        return {"quantized": True, "values": blobs.add(weight.values), "scale": blobs.add(weight.scale)}
     if not isinstance(weight, SparseRows):
         weight = dense_weight(weight)
         if not SparseRows.worth_it(weight):
@@ -97,6 +99,8 @@ def dumps(model) -> bytes:
               "output": graph.output, "output_name": graph.output_name, "source": graph.source,
               "config": graph.config, "nodes": nodes,
               "formats": {layer["name"]: layer["pattern"] for layer in model._layers},
+              # of the weights as compiled (an int8 model keeps quantized ones, where small weights are 0)
+              "shares": {layer["name"]: [layer["density"], layer["stored"]] for layer in model._layers},
               "prune_report": None if model.prune_report is None else vars(model.prune_report),
               "data_size": blobs.size}
     text = json.dumps(header, default=_json_default).encode("utf-8")
@@ -168,8 +172,15 @@ class _Reader:
         return np.frombuffer(raw, dtype=dtype).reshape(shape).copy()
 
     def weight(self, entry, what: str):
-        from .ir import SparseRows
+        from .ir import QuantizedRows, SparseRows
 
+        if entry.get("quantized"):
+            values = self.tensor(entry["values"], what + " (int8 values)")
+            scale = self.tensor(entry["scale"], what + " (scales)")
+            if values.dtype != np.int8 or values.ndim != 2 or scale.dtype != np.float32 \
+                    or scale.shape != (values.shape[0],) or not np.all(np.isfinite(scale) & (scale > 0)):
+                raise ModelFileError(f"{self.where}: corrupt (tensor '{what}' has inconsistent int8 values or scales)")
+            return QuantizedRows(values, scale)
         if not entry.get("sparse"):
             return self.tensor(entry["dense"], what)
         shape = [int(d) for d in entry["shape"]]
@@ -216,7 +227,7 @@ def loads(data: bytes, where: str = "<bytes>"):
                 raise ModelFileError(f"{where}: corrupt header (unknown node type '{kind}')")
         graph = Graph(nodes, output=h["output"], output_name=h["output_name"], source=h.get("source", where),
                       config=h["config"])
-        from .compiler import _compress_sparse_weights
+        from .compiler import _compress_weights
         graph.check()
         formats = {}
         for linear in graph.linears():
@@ -224,9 +235,10 @@ def loads(data: bytes, where: str = "<bytes>"):
             nonzero = dense_weight(linear.weight) != 0
             stored = {"dense": 1.0, "nm": pattern.n / max(1, pattern.m)}.get(
                 pattern.kind) or stored_share(nonzero, pattern.rows, pattern.cols)
-            formats[linear.name] = LayerFormat(pattern, float(nonzero.mean()), stored, 0.0)
+            density, stored = h.get("shares", {}).get(linear.name, (float(nonzero.mean()), stored))
+            formats[linear.name] = LayerFormat(pattern, float(density), float(stored), 0.0)
         plan, layers = lower(graph, formats, h["dtype"])
-        _compress_sparse_weights(graph)
+        _compress_weights(graph, h["dtype"])
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, IndexError) as exc:

@@ -7,7 +7,7 @@ from typing import Dict, Optional
 
 import numpy as np
 
-from ..ir import Graph, SparseRows, dense_weight
+from ..ir import Graph, QuantizedRows, SparseRows, dense_weight
 from ..patterns import parse_pattern
 from ..pruning.policy import MIN_WIDTH
 from ..pruning.report import PruneReport
@@ -71,7 +71,7 @@ def compile(model, *, dtype: str = "fp32", pattern: Optional[str] = None, sparsi
         report = _prune_graph(graph, p, sparsity, scores, method)
     formats = {linear.name: choose_format(dense_weight(linear.weight), dtype, p) for linear in graph.linears()}
     plan, layers = lower(graph, formats, dtype)
-    _compress_sparse_weights(graph)  # kept for save() and to_onnx(); the kernels have their own copy
+    _compress_weights(graph, dtype)  # kept for save() and to_onnx(); the kernels have their own copy
     return CompiledModel(plan, graph, layers, dtype, num_threads, report)
 
 
@@ -98,10 +98,16 @@ def load_graph(model):
                     f"onnx.ModelProto; got {type(model).__name__}")
 
 
-def _compress_sparse_weights(graph: Graph) -> None:
+def _compress_weights(graph: Graph, dtype: str) -> None:
+    """Mostly-zero weights as compressed rows (their float values re-quantize to the same int8);
+    the others of an int8 model as the int8 values and scales its layers hold."""
     for linear in graph.linears():
-        if isinstance(linear.weight, np.ndarray) and SparseRows.worth_it(linear.weight):
+        if not isinstance(linear.weight, np.ndarray):
+            continue
+        if SparseRows.worth_it(linear.weight):
             linear.weight = SparseRows(linear.weight)
+        elif dtype == "int8":
+            linear.weight = QuantizedRows.quantize(linear.weight)
 
 
 def _dense_fp32(graph: Graph):

@@ -7,7 +7,7 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from .._native import core
-from ..ir import Attention, Embeddings, Graph, LayerNorm, Linear, dense_weight
+from ..ir import Attention, Embeddings, Graph, LayerNorm, Linear, QuantizedRows, dense_weight
 from ..patterns import weight_layout
 from .formats import LayerFormat
 
@@ -32,6 +32,10 @@ def value_widths(graph: Graph) -> Dict[str, int]:
 def make_linear(linear: Linear, fmt: LayerFormat, dtype: str):
     impl = {"fp32": core.LinearF32, "int8": core.LinearS8, "bf16": core.LinearBF16}[dtype]
     bias = None if linear.bias is None else np.ascontiguousarray(linear.bias, np.float32)
+    if isinstance(linear.weight, QuantizedRows) and dtype == "int8":  # as saved: no re-quantization
+        return core.LinearS8.from_quantized(linear.weight.values, linear.weight.scale, bias,
+                                            weight_layout(fmt.pattern), fmt.pattern.rows, fmt.pattern.cols,
+                                            linear.activation or "none", "")
     return impl(np.ascontiguousarray(dense_weight(linear.weight)), bias, weight_layout(fmt.pattern),
                 fmt.pattern.rows, fmt.pattern.cols, linear.activation or "none", "")
 

@@ -15,18 +15,16 @@ import os
 
 import numpy as np
 
-from ..ir import Attention, Embeddings, Graph, LayerNorm, Linear, dense_weight
+from ..ir import Attention, Embeddings, Graph, LayerNorm, Linear, QuantizedRows, dense_weight
 
 OPSET = 17
 
 
-def dequantized_int8(weight: np.ndarray) -> np.ndarray:
+def dequantized_int8(weight) -> np.ndarray:
     """The weight our int8 kernels multiply by: symmetric per output channel, round half to even."""
-    w = np.asarray(weight, np.float32)
-    peak = np.abs(w).max(axis=1, keepdims=True)
-    scale = np.where(peak > 0, peak / np.float32(127), np.float32(1)).astype(np.float32)
-    q = np.clip(np.rint(w / scale), -127, 127)
-    return (q * scale).astype(np.float32)
+    if not isinstance(weight, QuantizedRows):
+        weight = QuantizedRows.quantize(dense_weight(weight))
+    return np.asarray(weight)
 
 
 def rounded_bf16(weight: np.ndarray) -> np.ndarray:
@@ -76,7 +74,9 @@ def build_onnx(graph: Graph, dtype: str):
         if isinstance(node, Embeddings):
             values[node.output] = _embeddings(b, node)
         elif isinstance(node, Linear):
-            w = {"int8": dequantized_int8, "bf16": rounded_bf16}.get(dtype, lambda v: v)(dense_weight(node.weight))
+            w = dequantized_int8(node.weight) if dtype == "int8" else dense_weight(node.weight)
+            if dtype == "bf16":
+                w = rounded_bf16(w)
             y = b.op("MatMul", [values[node.input], b.const(node.name + ".weight_t", np.ascontiguousarray(w.T))],
                      node.name)
             if node.bias is not None:
