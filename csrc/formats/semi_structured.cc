@@ -9,20 +9,10 @@ namespace sparsecpu {
 
 namespace {
 
-int pair_of(int i0, int i1) {
-  for (int p = 0; p < kSemi24Pairs; ++p)
-    if (kSemi24Pair[p][0] == i0 && kSemi24Pair[p][1] == i1) return p;
-  throw std::logic_error("not a 2:4 position pair");
-}
-
 bool finite(float v) { return std::isfinite(v); }
 bool finite(int8_t) { return true; }
 
 }  // namespace
-
-int Semi24Indices::pair(int64_t row, int64_t group) const {
-  return pair_of(position(row, group, 0), position(row, group, 1));
-}
 
 template <class T>
 Semi24Indices find_semi24_indices(const T* w, int64_t n, int64_t k) {

@@ -17,10 +17,6 @@
 
 namespace sparsecpu {
 
-constexpr int kSemi24Pairs = 6;
-// Positions (i0, i1) of each pair id.
-constexpr int kSemi24Pair[kSemi24Pairs][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
-
 struct Semi24Indices {
   int64_t n = 0, k = 0;
   int64_t groups = 0;          // ceil(k / 4)
@@ -32,7 +28,6 @@ struct Semi24Indices {
     const int nibble = (codes[static_cast<size_t>(row * bytes_per_row + group / 2)] >> (4 * (group % 2))) & 15;
     return which == 0 ? nibble & 3 : nibble >> 2;
   }
-  int pair(int64_t row, int64_t group) const;  // pair id 0..5
   size_t packed_bytes() const { return codes.size(); }
 };
 

@@ -15,7 +15,25 @@ from typing import Dict, List, Optional, Tuple, Union
 import numpy as np
 
 
-class SparseRows:
+class _FloatMatrix:
+    """What the compiler reads of a weight held in another form: a 2-D float32 matrix of `shape`."""
+
+    shape: tuple
+
+    @property
+    def size(self) -> int:
+        return self.shape[0] * self.shape[1]
+
+    @property
+    def dtype(self):
+        return np.dtype(np.float32)
+
+    @property
+    def ndim(self) -> int:
+        return 2
+
+
+class SparseRows(_FloatMatrix):
     """A mostly-zero weight kept as compressed rows (row pointers, column indices, float32 values):
     pruned weights take nnz x 8 bytes instead of a dense copy. np.asarray(w) gives the dense matrix."""
 
@@ -35,18 +53,6 @@ class SparseRows:
         rows.shape, rows.indptr, rows.indices, rows.values = tuple(shape), indptr, indices, values
         return rows
 
-    @property
-    def size(self) -> int:
-        return self.shape[0] * self.shape[1]
-
-    @property
-    def dtype(self):
-        return np.dtype(np.float32)
-
-    @property
-    def ndim(self) -> int:
-        return 2
-
     def __array__(self, dtype=None, copy=None):
         dense = np.zeros(self.shape, np.float32)
         rows = np.repeat(np.arange(self.shape[0]), np.diff(self.indptr))
@@ -59,7 +65,7 @@ class SparseRows:
         return np.count_nonzero(dense) * 8 < dense.size * 4
 
 
-class QuantizedRows:
+class QuantizedRows(_FloatMatrix):
     """A weight as our int8 kernels hold it: int8 values and one scale per output row (symmetric,
     W ~ scale[n] * values[n]); a quarter of the float32 matrix. np.asarray(w) gives the dequantized
     matrix, which is what the int8 layer multiplies by."""
@@ -77,18 +83,6 @@ class QuantizedRows:
         peak = np.abs(w).max(axis=1) if w.shape[1] else np.zeros(w.shape[0], np.float32)
         scale = np.where(peak > 0, peak / np.float32(127), np.float32(1)).astype(np.float32)
         return cls(np.clip(np.rint(w / scale[:, None]), -127, 127).astype(np.int8), scale)
-
-    @property
-    def size(self) -> int:
-        return self.shape[0] * self.shape[1]
-
-    @property
-    def dtype(self):
-        return np.dtype(np.float32)
-
-    @property
-    def ndim(self) -> int:
-        return 2
 
     def __array__(self, dtype=None, copy=None):
         dense = self.values.astype(np.float32) * self.scale[:, None]
