@@ -2,6 +2,7 @@
 DistilBERT and RoBERTa (tests/data), files pruned by `sparsecpu prune`, bad files."""
 
 import os
+import sys
 
 import numpy as np
 import onnx
@@ -131,15 +132,77 @@ def test_unknown_operator_is_named():
         sc.compile(mutated("tiny_bert", custom_norm))
 
 
-def test_graph_that_computes_something_else_is_refused():
-    """The mask subgraph is not translated, only checked: disable it and compile must refuse."""
-    def no_mask(model):
+def mask_fill(value):
+    """tiny_bert.onnx with its mask's fill for masked keys (-inf) replaced."""
+    def change(model):
         node = next(n for n in model.graph.node if n.op_type == "Constant" and
                     np.isneginf(onnx.numpy_helper.to_array(n.attribute[0].t)).any())
-        node.attribute[0].t.CopyFrom(onnx.numpy_helper.from_array(np.array([0.0], np.float32)))
+        node.attribute[0].t.CopyFrom(onnx.numpy_helper.from_array(np.array([value], np.float32)))
+    return mutated("tiny_bert", change)
 
-    with pytest.raises(ValueError, match="differs from the ONNX graph"):
-        sc.compile(mutated("tiny_bert", no_mask))
+
+@pytest.mark.parametrize("fill,words", [(0.0, "adds 0 to masked keys"), (-2.0, "adds -2 to masked keys"),
+                                        (-100.0, "needs -10000 or less")])
+def test_masks_that_do_not_exclude_keys_are_refused(fill, words):
+    with pytest.raises(ValueError, match=words):
+        sc.compile(mask_fill(fill))
+
+
+def test_mask_arithmetic_is_checked_without_onnxruntime(monkeypatch):
+    """onnx's reference evaluator computes the mask subgraph when onnxruntime is missing."""
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    with pytest.raises(ValueError, match="adds -2 to masked keys"):
+        sc.compile(mask_fill(-2.0))
+    assert sc.compile(mask_fill(-1e4)) is not None
+
+
+def test_a_mask_that_depends_on_the_query_is_refused():
+    """A causal mask added to the key padding: not a key padding mask, so not ours to run."""
+    def causal(model):
+        add = next(n for n in model.graph.node if n.op_type == "Add" and
+                   any(o.op_type == "Softmax" and n.output[0] in o.input for o in model.graph.node))
+        upper = np.triu(np.full((64, 64), -1e9, np.float32), 1)
+        model.graph.initializer.append(onnx.numpy_helper.from_array(upper, "causal_full"))
+        nodes = [onnx.helper.make_node("Shape", [add.input[1]], ["mask_shape"], start=-1),
+                 onnx.helper.make_node("Constant", [], ["zero"], value=onnx.numpy_helper.from_array(np.array([0]))),
+                 onnx.helper.make_node("Slice", ["causal_full", "zero", "mask_shape", "zero"], ["causal_rows"]),
+                 onnx.helper.make_node("Constant", [], ["one"], value=onnx.numpy_helper.from_array(np.array([1]))),
+                 onnx.helper.make_node("Slice", ["causal_rows", "zero", "mask_shape", "one"], ["causal"]),
+                 onnx.helper.make_node("Add", [add.input[1], "causal"], ["mask_and_causal"])]
+        position = list(model.graph.node).index(add)
+        for i, n in enumerate(nodes):
+            model.graph.node.insert(position + i, n)
+        add.input[1] = "mask_and_causal"
+
+    with pytest.raises(ValueError, match="does not broadcast over the attention scores|adds .* to keys the mask keeps"):
+        sc.compile(mutated("tiny_bert", causal))
+
+
+def test_mask_added_before_the_scores_compiles(rng):
+    """Add(mask, scores): exporters may write either order."""
+    def swap(model):
+        for n in model.graph.node:
+            if n.op_type == "Add" and any(o.op_type == "Softmax" and n.output[0] in o.input for o in model.graph.node):
+                n.input[0], n.input[1] = n.input[1], n.input[0]
+
+    model = mutated("tiny_bert", swap)
+    ids, mask = padded_inputs(3, 12, rng)
+    expected = session(model).run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    out = sc.compile(model)(input_ids=ids, attention_mask=mask)["last_hidden_state"]
+    assert np.abs(out - expected).max() < 1e-3
+
+
+@pytest.mark.parametrize("name", ["tiny_bert", "tiny_roberta"])
+def test_exports_with_fixed_batch_and_sequence_compile(name, rng):
+    """1 x 16 fixed at export: the probes use the file's shape; the compiled model takes any shape."""
+    model = sc.compile(path_of(name + "_static"))
+    pad = 1 if "roberta" in name else 0
+    ids, mask = padded_inputs(2, 16, rng, pad)
+    expected = session(path_of(name + "_static")).run(None, {"input_ids": ids[1:], "attention_mask": mask[1:]})[0]
+    assert np.abs(model(input_ids=ids[1:], attention_mask=mask[1:])["last_hidden_state"] - expected).max() < 1e-3
+    ids, mask = padded_inputs(3, 9, rng, pad)
+    expected = session(path_of(name)).run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    assert np.abs(model(input_ids=ids, attention_mask=mask)["last_hidden_state"] - expected).max() < 1e-3
 
 
 def test_two_outputs_are_refused():
@@ -198,3 +261,64 @@ def test_many_threads_share_one_onnx_model(compiled, rng):
     for i, r in results.items():
         np.testing.assert_array_equal(r, serial[i % 5])
     assert len(results) == 20
+
+
+def test_layers_with_the_same_node_name_stay_apart(rng, monkeypatch):
+    """ONNX does not require unique node names: two MatMuls named alike are still two layers."""
+    def same_names(model):
+        for n in model.graph.node:
+            if n.op_type in ("MatMul", "LayerNormalization", "Add", "Softmax"):
+                n.name = "/encoder/" + n.op_type
+
+    model = mutated("tiny_bert", same_names)
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)  # which refuses such files itself
+    compiled = sc.compile(model, pattern="4x1", sparsity=0.5)
+    names = [layer["name"] for layer in compiled.layers]
+    assert len(names) == len(set(names)) == 8  # q, k, v fused; output; two feed-forward; x 2 layers
+    ids, mask = padded_inputs(2, 9, rng)
+    reference = sc.compile(path_of("tiny_bert"), pattern="4x1", sparsity=0.5)
+    expected = reference(input_ids=ids, attention_mask=mask)["last_hidden_state"]
+    assert np.abs(compiled(input_ids=ids, attention_mask=mask)["last_hidden_state"] - expected).max() < 1e-4
+
+
+@pytest.mark.parametrize("name", EXPORTS + ["tiny_bert_static", "tiny_roberta_static"])
+def test_every_export_compiles_without_onnxruntime(name, monkeypatch, rng):
+    """Without onnxruntime the probes (positions, token types, masks) run on onnx's reference evaluator."""
+    with_ort = sc.compile(path_of(name))
+    monkeypatch.setitem(sys.modules, "onnxruntime", None)
+    without = sc.compile(path_of(name))
+    ids, mask = padded_inputs(*((1, 16) if "static" in name else (2, 9)), rng, 1 if "roberta" in name else 0)
+    a, b = (m(input_ids=ids, attention_mask=mask)["last_hidden_state"] for m in (with_ort, without))
+    assert np.array_equal(a, b)
+
+
+def test_deep_encoders_compile(tmp_path, rng):
+    """44 layers (38 hit the default recursion limit): the graph is read recursively from its output."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=44, num_attention_heads=2,
+                                     intermediate_size=32, max_position_embeddings=32)
+    encoder = transformers.BertModel(config).eval()
+    ids = torch.randint(3, 64, (2, 11))
+    path = str(tmp_path / "deep.onnx")
+    axes = {0: "batch", 1: "sequence"}
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids, attention_mask):
+            return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    torch.onnx.export(LastHiddenState().eval(), (ids, torch.ones_like(ids)), path,
+                      input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
+                      dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
+                      opset_version=17, dynamo=False)
+    model = sc.compile(path)
+    assert len(model.layers) == 44 * 4
+    ids, mask = padded_inputs(2, 9, rng)
+    ids %= 64
+    expected = session(path).run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    assert np.abs(model(input_ids=ids, attention_mask=mask)["last_hidden_state"] - expected).max() < 1e-3

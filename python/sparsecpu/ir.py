@@ -206,9 +206,13 @@ class Graph:
         return [n for n in self.nodes if isinstance(n, Linear)]
 
     def check(self) -> None:
-        """Raises ValueError if a node reads a value no earlier node wrote, or widths disagree."""
-        defined = set()
+        """Raises ValueError if a node reads a value no earlier node wrote, a value is written twice,
+        or two nodes share a name (layers are found by name)."""
+        defined, names = set(), set()
         for node in self.nodes:
+            if node.name in names:
+                raise ValueError(f"{self.source}: two nodes are named '{node.name}'")
+            names.add(node.name)
             for value in node.inputs:
                 if value not in defined:
                     raise ValueError(f"{self.source}: node '{node.name}' reads '{value}' before any node writes it")

@@ -84,6 +84,17 @@ def export_dynamo(name, model_class, config):
     print(path, os.path.getsize(path))
 
 
+def export_static(name, model_class, config):
+    """Batch and sequence fixed at export (1 x 16): constant shapes, and BERT's position ids a constant."""
+    torch.manual_seed(0)
+    model = LastHiddenState(model_class(config).eval()).eval()
+    ids = torch.randint(3, config.vocab_size, (1, 16))
+    path = os.path.join(HERE, f"{name}_static.onnx")
+    torch.onnx.export(model, (ids, torch.ones_like(ids)), path, input_names=["input_ids", "attention_mask"],
+                      output_names=["last_hidden_state"], opset_version=17, dynamo=False)
+    print(path, os.path.getsize(path))
+
+
 def export_token_types(name, model_class, config):
     """BERT taking token_type_ids as a third input, under graph input names of its own."""
     torch.manual_seed(0)
@@ -103,4 +114,6 @@ if __name__ == "__main__":
     for name, (model_class, config) in MODELS.items():
         export(name, model_class, config)
         export_dynamo(name, model_class, config)
+        if name != "tiny_distilbert":
+            export_static(name, model_class, config)
     export_token_types("tiny_bert", *MODELS["tiny_bert"])

@@ -22,6 +22,8 @@ model on a small padded batch and refuses the graph if they disagree.
 from __future__ import annotations
 
 import os
+import sys
+import threading
 from typing import Dict, List, Optional, Tuple
 
 import numpy as np
@@ -60,7 +62,7 @@ def load_onnx_graph(model, source: Optional[str] = None) -> Graph:
     proto, loaded_from = load_onnx_model(model)
     source = source or loaded_from
     try:
-        return _Mapper(proto, source).graph()
+        return _with_deep_recursion(_Mapper(proto, source).graph, len(proto.graph.node))
     except (OnnxGraphError, FileNotFoundError):
         raise
     except RecursionError:
@@ -68,6 +70,38 @@ def load_onnx_graph(model, source: Optional[str] = None) -> Graph:
     except (KeyError, IndexError, TypeError, AttributeError, ValueError) as exc:
         # A malformed graph (missing inputs, wrong attribute types, ...) that got past the checks above.
         raise OnnxGraphError(f"{source}: malformed graph ({type(exc).__name__}: {str(exc)[:200]})") from None
+
+
+_DEEP_RECURSION = threading.Lock()
+
+
+def _with_deep_recursion(fn, nodes: int):
+    """fn() in a thread whose stack and recursion limit fit a walk back through `nodes` nodes: the
+    graph is read recursively from its output, a few frames per node, and encoders of 48 layers and
+    more hold thousands of nodes."""
+    result, failure = [], []
+
+    def run():
+        try:
+            result.append(fn())
+        except BaseException as exc:  # re-raised in the caller's thread
+            failure.append(exc)
+
+    needed = 4 * nodes + 1000
+    with _DEEP_RECURSION:  # the recursion limit is the process's: raised and restored by one reader at a time
+        limit, old_stack = sys.getrecursionlimit(), threading.stack_size()
+        try:
+            sys.setrecursionlimit(max(limit, needed))
+            threading.stack_size(max(old_stack, min(1 << 30, 64 * 1024 * needed)))
+            worker = threading.Thread(target=run, name="sparsecpu-onnx-reader")
+            worker.start()
+        finally:
+            threading.stack_size(old_stack)
+        worker.join()
+        sys.setrecursionlimit(limit)
+    if failure:
+        raise failure[0]
+    return result[0]
 
 
 class _Mapper:
@@ -91,6 +125,11 @@ class _Mapper:
             if node.op_type == "Identity" and node.input[0] in self.consts:
                 self.consts[node.output[0]] = self.consts[node.input[0]]
         self.inputs = [i.name for i in g.input if i.name not in self.consts]
+        # name -> (element type, dims); a dim is an int when the export fixed it, else None
+        self.input_types = {i.name: (i.type.tensor_type.elem_type,
+                                     [d.dim_value if d.HasField("dim_value") else None
+                                      for d in i.type.tensor_type.shape.dim])
+                            for i in g.input if i.name not in self.consts}
         self.proto_nodes = list(g.node)
         self.opsets = list(proto.opset_import)
         self.ir_version = proto.ir_version
@@ -99,6 +138,9 @@ class _Mapper:
         self.nodes: List = []
         self.roles: Dict[str, Optional[str]] = {"input_ids": None, "attention_mask": None, "token_type_ids": None}
         self.count = 0
+        self.taken_names = {"embeddings"}
+        self.masks: Dict[str, Tuple] = {}        # mask tensor -> (the Add using it, its graph input)
+        self.hidden_widths: Dict[str, int] = {}  # onnx tensor -> width, for the hidden states mapped
 
     # ---- helpers ----------------------------------------------------------------
     def fail(self, node, what: str):
@@ -132,6 +174,14 @@ class _Mapper:
         self.count += 1
         return f"{hint}#{self.count}"
 
+    def unique(self, name: str) -> str:
+        """Node names need not be unique in ONNX; layer names must be (formats and reports key on them)."""
+        unique, suffix = name, 2
+        while unique in self.taken_names:
+            unique, suffix = f"{name}.{suffix}", suffix + 1
+        self.taken_names.add(unique)
+        return unique
+
     def emit(self, node):
         self.nodes.append(node)
         return node.output
@@ -151,13 +201,29 @@ class _Mapper:
         if not attentions:
             raise OnnxGraphError(f"{self.source}: no self-attention found on the path to the output")
         self.check_inputs()
+        self.hidden_widths = self.widths_of_hidden_states()
+        for mask, (node, source) in self.masks.items():
+            self.check_key_padding_mask(node, mask, source)
         graph = Graph(self.nodes, output=out, output_name=self.outputs[0], source=self.source,
                       config={"family": "onnx", "hidden_size": hidden, "layers": len(attentions),
                               "heads": attentions[0].heads, "vocab_size": int(embeddings[0].word.shape[0]),
                               "max_positions": int(embeddings[0].position.shape[0]),
-                              "input_names": dict(self.roles)})
+                              "input_names": dict(self.roles), "sample_shape": self.probe_shape()})
         graph.check()
         return graph
+
+    def widths_of_hidden_states(self) -> Dict[str, int]:
+        width: Dict[str, int] = {}
+        for n in self.nodes:
+            if isinstance(n, Embeddings):
+                width[n.output] = int(n.word.shape[1])
+            elif isinstance(n, Linear):
+                width[n.output] = int(n.weight.shape[0])
+            elif isinstance(n, Attention):
+                width[n.output] = n.heads * n.head_dim
+            else:
+                width[n.output] = width.get(n.inputs[0], 0)
+        return {tensor: width[value] for tensor, value in self.values.items() if width.get(value)}
 
     def check_inputs(self):
         known = {v for v in self.roles.values() if v}
@@ -203,7 +269,7 @@ class _Mapper:
             beta = np.zeros_like(gamma)
         x = self.value(node.input[0])
         out = self.name(node.name or "layernorm")
-        self.emit(LayerNorm(node.name or out, x, out, gamma.astype(np.float32), beta.astype(np.float32),
+        self.emit(LayerNorm(self.unique(node.name or out), x, out, gamma.astype(np.float32), beta.astype(np.float32),
                             float(self.attr(node, "epsilon", 1e-5))))
         return out
 
@@ -225,7 +291,7 @@ class _Mapper:
     def linear(self, node, x_tensor: str, w_kn: np.ndarray, bias) -> str:
         x = self.value(x_tensor)
         out = self.name(node.name or "linear")
-        name = _layer_name(node, self.source)
+        name = self.unique(_layer_name(node, self.source))
         weight = np.ascontiguousarray(np.asarray(w_kn, np.float32).T)
         self.emit(Linear(name, x, out, weight, None if bias is None else np.asarray(bias, np.float32).reshape(-1),
                          sources=(name,), source_rows=(weight.shape[0],)))
@@ -249,7 +315,7 @@ class _Mapper:
             return embeddings
         x, y = self.value(a), self.value(b)
         out = self.name(node.name or "add")
-        self.emit(Add(node.name or out, x, y, out))
+        self.emit(Add(self.unique(node.name or out), x, y, out))
         return out
 
     def _Relu(self, node):
@@ -264,7 +330,7 @@ class _Mapper:
     def activation(self, node, x_tensor, kind):
         x = self.value(x_tensor)
         out = self.name(node.name or kind)
-        self.emit(Activation(node.name or out, x, out, kind))
+        self.emit(Activation(self.unique(node.name or out), x, out, kind))
         return out
 
     def _Mul(self, node):
@@ -348,7 +414,7 @@ class _Mapper:
         width = self.width(qv)
         if width % q_dim:
             self.fail(softmax, f"width {width} is not a multiple of the head size {q_dim}")
-        name = _attention_name(softmax, self.source)
+        name = self.unique(_attention_name(softmax, self.source))
         out = self.name(name)
         self.emit(Attention(name, (qv, 0), (kv, 0), (vv, 0), out, width // q_dim, q_dim,
                             float(scale_p * scale_s * scale_q * scale_k)))
@@ -371,22 +437,69 @@ class _Mapper:
         return tensor
 
     def strip_mask(self, tensor: str, softmax) -> str:
-        """scores + mask -> scores. The mask, whatever its subgraph, must come from one graph input
-        (the attention mask) and shapes; onnxruntime checks the rest at compile time."""
+        """scores + mask -> scores. The mask, whatever its subgraph, must be built from one graph input
+        (the attention mask) and shapes, and must be a key padding mask: evaluated on sample masks, it
+        adds 0 to the scores of attended keys and -10000 or less to those of masked keys, the same for
+        every query and head."""
         node = self.producer.get(tensor)
         if node is None or node.op_type != "Add":
             self.fail(softmax, "attention scores without an attention mask added; sparsecpu runs encoders "
                                "that take an attention mask")
         for scores, mask in ((node.input[0], node.input[1]), (node.input[1], node.input[0])):
+            if not self.is_scores(scores):
+                continue
             sources = self.graph_inputs_of(mask)
-            if len(sources) == 1 and self.producer.get(scores) is not None:
-                source = next(iter(sources))
-                if self.roles["attention_mask"] not in (None, source):
-                    self.fail(node, f"attention masks from two inputs ({self.roles['attention_mask']}, {source})")
-                self.roles["attention_mask"] = source
-                return scores
-        self.fail(node, "attention scores plus something that is not built from one attention-mask input")
+            if len(sources) != 1:
+                self.fail(node, "attention scores plus something that is not built from one attention-mask input "
+                                f"(it reads {', '.join(sorted(sources)) or 'no graph input'})")
+            source = next(iter(sources))
+            if self.roles["attention_mask"] not in (None, source):
+                self.fail(node, f"attention masks from two inputs ({self.roles['attention_mask']}, {source})")
+            self.masks.setdefault(mask, (node, source))  # checked once the hidden states are known
+            self.roles["attention_mask"] = source
+            return scores
+        self.fail(node, "adds an attention mask to something that is not the attention scores (Q Kᵀ)")
         return tensor
+
+    def is_scores(self, tensor: str) -> bool:
+        """Q Kᵀ, scaled or not: a MatMul of two computed tensors."""
+        qk = self.producer.get(self.strip_scale(tensor)[0])
+        return qk is not None and qk.op_type == "MatMul" and not any(i in self.consts for i in qk.input)
+
+    def check_key_padding_mask(self, node, mask: str, source: str) -> None:
+        batch, seq = self.probe_shape()
+        sample = np.ones((batch, seq), np.int64)
+        for b in range(batch):
+            if b % 2 == 1 or batch == 1:
+                sample[b, [min(1, seq - 1), seq - 1] if seq > 2 else [seq - 1]] = 0
+        added = self.evaluate(mask, {source: sample}, outputs=_FLOAT_TYPES)
+        if added is None:
+            self.fail(node, f"the attention mask built from '{source}' could not be evaluated on a sample mask")
+        try:
+            added = np.broadcast_to(added, np.broadcast_shapes(added.shape, (batch, 1, seq, seq)))
+        except ValueError:
+            added = None
+        if added is None or added.ndim != 4 or added.shape[0] != batch or added.shape[2:] != (seq, seq):
+            self.fail(node, f"the attention mask built from '{source}' does not broadcast over the attention "
+                            f"scores (batch, heads, queries, keys) as a key padding mask")
+        attended = np.broadcast_to(sample[:, None, None, :] != 0, added.shape)
+        kept, dropped = added[attended], added[~attended]
+        if kept.size and not (kept == 0).all():
+            self.fail(node, f"the attention mask built from '{source}' adds {float(kept[kept != 0][0]):g} to keys "
+                            "the mask keeps; sparsecpu runs key padding masks (0 for kept keys)")
+        if dropped.size and not (dropped <= _MASKED_AT_MOST).all():
+            self.fail(node, f"the attention mask built from '{source}' adds {float(dropped.max()):g} to masked "
+                            f"keys; sparsecpu excludes masked keys, which needs {_MASKED_AT_MOST:g} or less")
+
+    def probe_shape(self) -> Tuple[int, int]:
+        """(batch, seq) for sample inputs: the export's own when it fixed them, else small ones."""
+        batch, seq = 2, 7
+        for _, dims in self.input_types.values():
+            if len(dims) == 2:
+                batch = dims[0] or batch
+                seq = dims[1] or seq
+                break
+        return batch, seq
 
     def strip_scale(self, tensor: str) -> Tuple[str, float]:
         scale = 1.0
@@ -441,22 +554,21 @@ class _Mapper:
         self.fail(near, "the head size of the attention Reshape is not a constant")
         return 0
 
-    def graph_inputs_of(self, tensor: str, seen=None) -> set:
+    def graph_inputs_of(self, tensor: str) -> set:
         """Graph inputs the tensor's values depend on (a Shape depends on no values)."""
-        seen = set() if seen is None else seen
-        if tensor in seen or tensor in self.consts:
-            return set()
-        seen.add(tensor)
-        if tensor in self.inputs:
-            return {tensor}
-        node = self.producer.get(tensor)
-        if node is None or node.op_type == "Shape":
-            return set()
-        out = set()
-        for i in node.input:
-            if i:
-                out |= self.graph_inputs_of(i, seen)
-        return out
+        found, seen, stack = set(), set(), [tensor]
+        while stack:
+            t = stack.pop()
+            if t in seen or t in self.consts or not t:
+                continue
+            seen.add(t)
+            if t in self.inputs:
+                found.add(t)
+                continue
+            node = self.producer.get(t)
+            if node is not None and node.op_type != "Shape":
+                stack += list(node.input)
+        return found
 
     # ---- embeddings ---------------------------------------------------------------------
     def embeddings(self, node) -> Optional[str]:
@@ -530,11 +642,20 @@ class _Mapper:
 
     def index_kind(self, gather, ids_input: str) -> Tuple[str, int]:
         """("absolute", 0) for positions 0..S-1, ("after_padding", p) for RoBERTa's p + running count of
-        non-padding tokens, ("zeros", 0) for all zeros, else ("other", 0)."""
-        batch, seq = 2, 7
+        non-padding tokens, ("zeros", 0) for all zeros, else ("other", 0). Sample ids come from the top
+        half of the vocabulary, then the bottom: one of the two holds no padding id."""
+        batch, seq = self.probe_shape()
         rng = np.random.default_rng(0)
         vocab = max(8, int(self.const(gather.input[0]).shape[0]))
-        plain = rng.integers(3, max(4, min(vocab, 1000)), (batch, seq))
+        kind = ("other", 0)
+        for low, high in ((vocab // 2, vocab), (2, vocab // 2)):
+            kind = self.index_kind_for(gather, ids_input, rng.integers(low, high, (batch, seq)))
+            if kind[0] != "other":
+                break
+        return kind
+
+    def index_kind_for(self, gather, ids_input: str, plain: np.ndarray) -> Tuple[str, int]:
+        batch, seq = plain.shape
         index = self.evaluate(gather.input[1], {ids_input: plain})
         if index is None or index.shape[-1] != seq:
             return "other", 0
@@ -548,18 +669,24 @@ class _Mapper:
             return "absolute", 0
         padding_idx = int(offset[0, 0]) - 1
         padded = plain.copy()
-        padded[1, 4:] = padding_idx
-        check = np.broadcast_to(self.evaluate(gather.input[1], {ids_input: padded}), (batch, seq))
+        padded[-1, seq // 2 + 1:] = padding_idx
+        check = self.evaluate(gather.input[1], {ids_input: padded})
+        if check is None:
+            return "other", 0
         expected = np.where(padded == padding_idx, padding_idx, padding_idx + np.cumsum(padded != padding_idx, 1))
-        return ("after_padding", padding_idx) if np.array_equal(check, expected) else ("other", 0)
+        return ("after_padding", padding_idx) if np.array_equal(np.broadcast_to(check, (batch, seq)), expected) \
+            else ("other", 0)
 
-    def evaluate(self, tensor: str, feeds: Dict[str, np.ndarray]) -> Optional[np.ndarray]:
+    def evaluate(self, tensor: str, feeds: Dict[str, np.ndarray], outputs=None) -> Optional[np.ndarray]:
         """The values of `tensor` for the given graph inputs, computed over the nodes it depends on
-        (shape and index arithmetic only: small and fast) by onnxruntime when installed, else by
-        onnx's reference evaluator; None if neither can."""
+        (shape, index and mask arithmetic only: small and fast) by onnxruntime when installed, else by
+        onnx's reference evaluator; None if neither can. Inputs not fed are ones shaped as the first
+        feed; `outputs` are the element types to try for the result (default: integer)."""
         from onnx import TensorProto, helper, numpy_helper
 
-        needed, stack, seen = [], [tensor], set()
+        if tensor in self.consts:  # static exports hold their position ids as a constant
+            return np.asarray(self.consts[tensor])
+        needed, stack, seen, shaped = [], [tensor], set(), set()
         while stack:
             t = stack.pop()
             if t in seen or t in self.consts or t in self.inputs or not t:
@@ -569,15 +696,25 @@ class _Mapper:
             if node is None:
                 return None
             needed.append(node)
+            if node.op_type == "Shape" and node.input[0] in self.hidden_widths:
+                shaped.add(node.input[0])  # only its shape is read: fed as zeros, not computed
+                continue
             stack += list(node.input)
+        shaped -= seen
         order = {id(n): i for i, n in enumerate(self.proto_nodes)}
         needed = sorted({id(n): n for n in needed}.values(), key=lambda n: order[id(n)])
         used = {i for n in needed for i in n.input}
         initializers = [numpy_helper.from_array(np.asarray(self.consts[c]), c) for c in used if c in self.consts]
-        inputs = [helper.make_tensor_value_info(name, TensorProto.INT64, None) for name in self.inputs if name in used]
-        values = {name: np.asarray(feeds.get(name, np.ones_like(next(iter(feeds.values())))), np.int64)
-                  for name in self.inputs if name in used}
-        for elem in (TensorProto.INT64, TensorProto.INT32):
+        fed = [name for name in self.inputs if name in used]
+        inputs = [helper.make_tensor_value_info(name, self.input_types[name][0], None) for name in fed]
+        first = next(iter(feeds.values()))
+        values = {name: np.asarray(feeds.get(name, np.ones_like(first)),
+                                   helper.tensor_dtype_to_np_dtype(self.input_types[name][0]))
+                  for name in fed}
+        for name in shaped:
+            inputs.append(helper.make_tensor_value_info(name, TensorProto.FLOAT, None))
+            values[name] = np.zeros(first.shape[:2] + (self.hidden_widths[name],), np.float32)
+        for elem in outputs or (TensorProto.INT64, TensorProto.INT32):
             graph = helper.make_graph(needed, "index", inputs, [helper.make_tensor_value_info(tensor, elem, None)],
                                       initializers)
             model = helper.make_model(graph, opset_imports=self.opsets)
@@ -586,6 +723,10 @@ class _Mapper:
             if result is not None:
                 return result
         return None
+
+
+_FLOAT_TYPES = (1, 10, 11)   # TensorProto FLOAT, FLOAT16, DOUBLE
+_MASKED_AT_MOST = -1e4       # the least negative fill of BERT-family masks: exp(score - 10000) is 0 in fp32
 
 
 def _run_small_model(model, values) -> Optional[np.ndarray]:
@@ -604,9 +745,23 @@ def _run_small_model(model, values) -> Optional[np.ndarray]:
     try:
         from onnx.reference import ReferenceEvaluator
 
-        return np.asarray(ReferenceEvaluator(model).run(None, values)[0])
+        return np.asarray(ReferenceEvaluator(model, new_ops=[_gather_elements_op()]).run(None, values)[0])
     except Exception:
         return None
+
+
+def _gather_elements_op():
+    """GatherElements for onnx's reference evaluator, whose own (onnx 1.23) fails on every input;
+    exporters gather BERT's buffered token types with it."""
+    from onnx.reference.op_run import OpRun
+
+    class GatherElements(OpRun):
+        def _run(self, data, indices, axis=None):
+            axis = 0 if axis is None else int(axis)
+            indices = np.where(indices < 0, indices + data.shape[axis], indices)
+            return (np.take_along_axis(data, indices, axis=axis),)
+
+    return GatherElements
 
 
 def _constant_value(node) -> Optional[np.ndarray]:
