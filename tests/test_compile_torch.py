@@ -70,3 +70,17 @@ def test_training_mode_is_refused():
     module = small("bert").train()
     with pytest.raises(ValueError, match=r"training mode .* call .eval\(\)"):
         sc.compile(module)
+
+
+@pytest.mark.parametrize("kind", ["bert", "roberta", "distilbert"])
+@pytest.mark.parametrize("attention", ["sdpa", "eager"])
+def test_a_sequence_of_padding_only_gets_what_transformers_gives(kind, attention, rng):
+    """sdpa gives a sequence with no key to attend to zero context, eager equal weights on every key."""
+    module = small(kind)
+    module.config._attn_implementation = attention
+    ids, mask = batch(rng, 1 if kind == "roberta" else 0)
+    mask[1] = 0
+    with torch.no_grad():
+        expected = module(input_ids=torch.tensor(ids), attention_mask=torch.tensor(mask)).last_hidden_state.numpy()
+    out = sc.compile(module)(input_ids=ids, attention_mask=mask)["last_hidden_state"]
+    assert np.abs(out - expected).max() < 1e-4

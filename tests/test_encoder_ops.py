@@ -12,8 +12,10 @@ pytestmark = pytest.mark.kernels
 LOWEST = np.finfo(np.float32).min
 
 
-def attention_reference(qkv, batch, heads, head_dim, mask, scale):
-    """What BERT-family exports compute: scores + (1 - mask) x lowest float, softmax, weighted values."""
+def attention_reference(qkv, batch, heads, head_dim, mask, scale, all_masked="average"):
+    """What BERT-family exports compute: scores + (1 - mask) x lowest float, softmax, weighted values;
+    a sequence with every key masked then gets all_masked: "average" (what the lowest float gives),
+    "all_keys" (what -10000 gives) or "zeros" (what -inf and a NaN guard give)."""
     tokens = qkv.shape[0]
     seq, width = tokens // batch, heads * head_dim
     x = qkv.astype(np.float64).reshape(batch, seq, 3, heads, head_dim)
@@ -21,10 +23,13 @@ def attention_reference(qkv, batch, heads, head_dim, mask, scale):
     scores = q @ k.transpose(0, 1, 3, 2) * scale
     magnitude = np.abs(q) @ np.abs(k).transpose(0, 1, 3, 2) * scale
     if mask is not None:
-        scores = scores + np.where(mask[:, None, None, :] != 0, 0.0, LOWEST)
+        fill = np.where((mask == 0).all(1), {"average": LOWEST, "all_keys": 0.0, "zeros": 0.0}[all_masked], LOWEST)
+        scores = scores + np.where(mask[:, None, None, :] != 0, 0.0, fill[:, None, None, None])
     scores -= scores.max(-1, keepdims=True)
     p = np.exp(scores)
     p /= p.sum(-1, keepdims=True)
+    if mask is not None and all_masked == "zeros":
+        p[(mask == 0).all(1)] = 0.0
     out = (p @ v).transpose(0, 2, 1, 3).reshape(tokens, width)
     # fp32 scores err by ~1e-6 x their magnitude sum; that error scales the weights relatively.
     bound = 1e-5 * (1.0 + magnitude.max()) * np.abs(v).max() + 1e-30
@@ -53,6 +58,26 @@ def test_attention_matches_reference(kernel, batch, seq, heads, head_dim, rng):
     actual = _core.attention(qkv, batch, heads, head_dim, mask, scale, kernel)
     assert actual.dtype == np.float32 and actual.shape == expected.shape
     assert np.abs(actual - expected).max() <= bound
+
+
+@pytest.mark.parametrize("kernel", usable(_core.attention_kernels()))
+@pytest.mark.parametrize("all_masked", ["average", "all_keys", "zeros"])
+def test_a_sequence_with_every_key_masked(kernel, all_masked, rng):
+    batch, seq, heads, head_dim = 3, 21, 2, 24
+    qkv = (rng.standard_normal((batch * seq, 3 * heads * head_dim)) * 2).astype(np.float32)
+    mask = np.ones((batch, seq), np.int32)
+    mask[1] = 0
+    mask[2, 15:] = 0
+    expected, bound = attention_reference(qkv, batch, heads, head_dim, mask, 0.2, all_masked)
+    actual = _core.attention(qkv, batch, heads, head_dim, mask, 0.2, kernel, all_masked=all_masked)
+    assert np.abs(actual - expected).max() <= bound
+    if all_masked == "zeros":
+        assert not actual[seq:2 * seq].any() and actual[2 * seq:].all()
+
+
+def test_attention_all_masked_choices_are_named(rng):
+    with pytest.raises(ValueError, match="all_masked 'none': expected 'average', 'all_keys' or 'zeros'"):
+        _core.attention(np.zeros((4, 6), np.float32), 1, 1, 2, None, 1.0, all_masked="none")
 
 
 @pytest.mark.parametrize("kernel", usable(_core.attention_kernels()))

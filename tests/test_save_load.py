@@ -13,10 +13,11 @@ import sparsecpu as sc
 DATA = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data")
 
 
-def inputs(rng, batch=2, seq=13):
+def inputs(rng, batch=3, seq=13):
     ids = rng.integers(3, 320, (batch, seq)).astype(np.int64)
     mask = np.ones_like(ids)
     mask[1, 9:] = 0
+    mask[2] = 0  # padding only: what its attention gives is kept too
     return {"input_ids": ids, "attention_mask": mask}
 
 

@@ -37,7 +37,7 @@ void bind_ops(py::module_& m) {
       "attention",
       [](FloatArray qkv, int64_t batch, int64_t heads, int64_t head_dim,
          std::optional<py::array_t<int32_t, py::array::c_style>> mask, float scale, const std::string& kernel,
-         int threads) {
+         int threads, const std::string& all_masked) {
         require(qkv.ndim() == 2, "qkv must be 2-D (tokens, 3 * heads * head_dim), got " + shape_text(qkv));
         const int64_t width = heads * head_dim;
         require(heads > 0 && head_dim > 0 && batch > 0 && qkv.shape(1) == 3 * width && qkv.shape(0) % batch == 0,
@@ -62,6 +62,7 @@ void bind_ops(py::module_& m) {
         p.head_dim = head_dim;
         p.key_mask = mask ? mask->data() : nullptr;
         p.scale = scale;
+        p.all_masked = all_masked_from_name(all_masked);
         p.threads = threads;
         {
           py::gil_scoped_release release;
@@ -70,7 +71,7 @@ void bind_ops(py::module_& m) {
         return out;
       },
       py::arg("qkv"), py::arg("batch"), py::arg("heads"), py::arg("head_dim"), py::arg("mask") = py::none(),
-      py::arg("scale") = 1.0f, py::arg("kernel") = "", py::arg("threads") = 0,
+      py::arg("scale") = 1.0f, py::arg("kernel") = "", py::arg("threads") = 0, py::arg("all_masked") = "average",
       "Self-attention of qkv (tokens, [Q | K | V]) for sequences of tokens / batch.");
 
   m.def(

@@ -80,9 +80,17 @@ void bind_plan(py::module_& m) {
            [](Plan& self, const std::string& name, std::shared_ptr<LinearBF16> linear, int input, int output,
               int residual) { self.add_linear(name, std::shared_ptr<const LinearBF16>(linear), input, output, residual); },
            py::arg("name"), py::arg("linear"), py::arg("input"), py::arg("output"), py::arg("residual") = -1)
-      .def("add_attention", &Plan::add_attention, py::arg("name"), py::arg("qkv"), py::arg("q_offset"),
-           py::arg("k_offset"), py::arg("v_offset"), py::arg("heads"), py::arg("head_dim"), py::arg("scale"),
-           py::arg("output"))
+      .def(
+          "add_attention",
+          [](Plan& self, const std::string& name, int qkv, int64_t q_offset, int64_t k_offset, int64_t v_offset,
+             int64_t heads, int64_t head_dim, float scale, int output, const std::string& all_masked) {
+            self.add_attention(name, qkv, q_offset, k_offset, v_offset, heads, head_dim, scale, output,
+                               all_masked_from_name(all_masked));
+          },
+          py::arg("name"), py::arg("qkv"), py::arg("q_offset"), py::arg("k_offset"), py::arg("v_offset"),
+          py::arg("heads"), py::arg("head_dim"), py::arg("scale"), py::arg("output"), py::arg("all_masked") = "average",
+          "all_masked: the context of a sequence with no unmasked key: 'average' (equal weights), 'all_keys' "
+          "(softmax over all keys) or 'zeros'.")
       .def(
           "add_layernorm",
           [](Plan& self, const std::string& name, int input, int output, FloatArray gamma, FloatArray beta,

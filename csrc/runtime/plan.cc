@@ -80,7 +80,8 @@ void Plan::add_linear(const std::string& name, std::shared_ptr<const LinearBF16>
 }
 
 void Plan::add_attention(const std::string& name, int qkv, int64_t q_offset, int64_t k_offset, int64_t v_offset,
-                         int64_t heads, int64_t head_dim, float scale, int output) {
+                         int64_t heads, int64_t head_dim, float scale, int output,
+                         AllMasked all_masked) {
   check_buffer(qkv, "input", name);
   check_buffer(output, "output", name);
   const int64_t in_width = widths_[static_cast<size_t>(qkv)], width = heads * head_dim;
@@ -94,6 +95,7 @@ void Plan::add_attention(const std::string& name, int qkv, int64_t q_offset, int
   op.k_offset = k_offset;
   op.v_offset = v_offset;
   op.scale = scale;
+  op.all_masked = all_masked;
   ops_.push_back(std::move(op));
 }
 
@@ -213,6 +215,7 @@ void Plan::run_op(PlanOp& op, int64_t tokens, const int64_t* ids, const int64_t*
       p.head_dim = op.head_dim;
       p.key_mask = key_mask;
       p.scale = op.scale;
+      p.all_masked = op.all_masked;
       p.threads = threads;
       select_attention_kernel().run(p);
       return;

@@ -36,6 +36,7 @@ struct PlanOp {
   // attention
   int64_t heads = 0, head_dim = 0, q_offset = 0, k_offset = 0, v_offset = 0;
   float scale = 1.0f;
+  AllMasked all_masked = AllMasked::average;
   // layernorm
   std::vector<float> gamma, beta;
   float eps = 0.0f;
@@ -56,7 +57,8 @@ class Plan {
   void add_linear(const std::string& name, std::shared_ptr<const LinearBF16> linear, int input, int output,
                   int residual);
   void add_attention(const std::string& name, int qkv, int64_t q_offset, int64_t k_offset, int64_t v_offset,
-                     int64_t heads, int64_t head_dim, float scale, int output);
+                     int64_t heads, int64_t head_dim, float scale, int output,
+                     AllMasked all_masked = AllMasked::average);
   void add_layernorm(const std::string& name, int input, int output, std::vector<float> gamma,
                      std::vector<float> beta, float eps);
   void set_output(int buffer);

@@ -137,6 +137,9 @@ class Attention:
     heads: int
     head_dim: int
     scale: float
+    # The context of a sequence whose keys are all masked, as the source model computes it:
+    # "average" (equal weights), "all_keys" (softmax over all keys) or "zeros".
+    all_masked: str = "average"
 
     @property
     def inputs(self) -> Tuple[str, ...]:

@@ -89,7 +89,7 @@ def dumps(model) -> bytes:
         elif isinstance(node, Attention):
             nodes.append({"type": "Attention", "name": node.name, "q": list(node.q), "k": list(node.k),
                           "v": list(node.v), "output": node.output, "heads": node.heads, "head_dim": node.head_dim,
-                          "scale": node.scale})
+                          "scale": node.scale, "all_masked": node.all_masked})
         elif isinstance(node, LayerNorm):
             nodes.append({"type": "LayerNorm", "name": node.name, "input": node.input, "output": node.output,
                           "gamma": blobs.add(node.gamma), "beta": blobs.add(node.beta), "eps": node.eps})
@@ -219,7 +219,8 @@ def loads(data: bytes, where: str = "<bytes>"):
                                     n["activation"], n["residual"], tuple(n["sources"]), tuple(n["source_rows"])))
             elif kind == "Attention":
                 nodes.append(Attention(n["name"], tuple(n["q"]), tuple(n["k"]), tuple(n["v"]), n["output"],
-                                       int(n["heads"]), int(n["head_dim"]), float(n["scale"])))
+                                       int(n["heads"]), int(n["head_dim"]), float(n["scale"]),
+                                       str(n.get("all_masked", "average"))))
             elif kind == "LayerNorm":
                 nodes.append(LayerNorm(n["name"], n["input"], n["output"], r.tensor(n["gamma"], n["name"]),
                                        r.tensor(n["beta"], n["name"]), float(n["eps"])))

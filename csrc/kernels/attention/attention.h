@@ -4,9 +4,10 @@
 // Token t = b · seq + s of the batch. Q, K and V of head h are the head_dim
 // columns starting at q_offset / k_offset / v_offset + h · head_dim of row t of
 // qkv; the context of head h goes to columns h · head_dim of row t of out.
-// key_mask (batch, seq), nonzero = attend, may be null (attend to all). A
-// sequence whose keys are all masked attends to every key with equal weight,
-// which is what the additive large-negative masks of BERT-family exports give.
+// key_mask (batch, seq), nonzero = attend, may be null (attend to all). What a
+// sequence whose keys are all masked gets depends on how the source model masks
+// (AllMasked below); its outputs are padding in every framework, but they should
+// be the same padding.
 #pragma once
 
 #include <cstdint>
@@ -17,6 +18,12 @@
 
 namespace sparsecpu {
 
+// The context of a sequence with no unmasked key, as the source model's mask makes it:
+//   average   - every key with equal weight (a fill so large that it swallows the scores)
+//   all_keys  - softmax over every key as if unmasked (a moderate fill, -10000, shifts all scores alike)
+//   zeros     - zero (a -inf fill whose NaN rows the model replaces by 0)
+enum class AllMasked : int { average = 0, all_keys = 1, zeros = 2 };
+
 struct AttentionProblem {
   const float* qkv = nullptr;
   int64_t ld_qkv = 0;
@@ -26,6 +33,7 @@ struct AttentionProblem {
   int64_t batch = 0, seq = 0, heads = 0, head_dim = 0;
   const int32_t* key_mask = nullptr;
   float scale = 1.0f;
+  AllMasked all_masked = AllMasked::average;
   int threads = 0;  // 0 = the process default
 };
 
@@ -42,8 +50,19 @@ const AttentionKernel& select_attention_kernel();
 const AttentionKernel& attention_kernel_by_name(const std::string& name);
 
 // The keys sequence b attends to, in order (all of them when none is unmasked).
-// Returns true when the weights are uniform because every key was masked.
+// Returns true when every key was masked.
 bool attended_keys(const AttentionProblem& p, int64_t b, std::vector<int32_t>& keys);
+
+// The scale of the scores of sequence b: 0 (equal weights) for an all-masked sequence to average.
+inline float score_scale(const AttentionProblem& p, bool all_masked) {
+  return all_masked && p.all_masked == AllMasked::average ? 0.0f : p.scale;
+}
+
+// "average" | "all_keys" | "zeros"; std::invalid_argument naming the choices otherwise.
+AllMasked all_masked_from_name(const std::string& name);
+
+// Zero context for rows [first, last) of sequence b, head h.
+void zero_context(const AttentionProblem& p, int64_t b, int64_t h, int64_t first, int64_t last);
 
 void attention_ref(const AttentionProblem& p);
 void attention_avx2(const AttentionProblem& p);

@@ -12,7 +12,12 @@ void attention_ref(const AttentionProblem& p) {
   parallel_for(p.batch * p.heads, p.threads, [&](int64_t task) {
     const int64_t b = task / p.heads, h = task % p.heads;
     std::vector<int32_t> keys;
-    const bool uniform = attended_keys(p, b, keys);
+    const bool all_masked = attended_keys(p, b, keys);
+    if (all_masked && p.all_masked == AllMasked::zeros) {
+      zero_context(p, b, h, 0, p.seq);
+      return;
+    }
+    const double scale = score_scale(p, all_masked);
     std::vector<double> weight(keys.size());
     for (int64_t i = 0; i < p.seq; ++i) {
       const float* q = p.qkv + (b * p.seq + i) * p.ld_qkv + p.q_offset + h * d;
@@ -21,7 +26,7 @@ void attention_ref(const AttentionProblem& p) {
         const float* k = p.qkv + (b * p.seq + keys[j]) * p.ld_qkv + p.k_offset + h * d;
         double dot = 0.0;
         for (int64_t c = 0; c < d; ++c) dot += static_cast<double>(q[c]) * k[c];
-        weight[j] = uniform ? 0.0 : dot * p.scale;
+        weight[j] = dot * scale;
         top = std::max(top, weight[j]);
       }
       double total = 0.0;

@@ -1,3 +1,6 @@
+#include <algorithm>
+#include <stdexcept>
+
 #include "kernels/attention/attention.h"
 #include "kernels/registry.h"
 
@@ -18,6 +21,20 @@ const AttentionKernel& select_attention_kernel() {
 
 const AttentionKernel& attention_kernel_by_name(const std::string& name) {
   return kernel_by_name(attention_kernels(), name);
+}
+
+AllMasked all_masked_from_name(const std::string& name) {
+  if (name == "average") return AllMasked::average;
+  if (name == "all_keys") return AllMasked::all_keys;
+  if (name == "zeros") return AllMasked::zeros;
+  throw std::invalid_argument("all_masked '" + name + "': expected 'average', 'all_keys' or 'zeros'");
+}
+
+void zero_context(const AttentionProblem& p, int64_t b, int64_t h, int64_t first, int64_t last) {
+  for (int64_t i = first; i < last; ++i) {
+    float* out = p.out + (b * p.seq + i) * p.ld_out + h * p.head_dim;
+    std::fill(out, out + p.head_dim, 0.0f);
+  }
 }
 
 bool attended_keys(const AttentionProblem& p, int64_t b, std::vector<int32_t>& keys) {

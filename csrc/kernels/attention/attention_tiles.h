@@ -163,7 +163,12 @@ void attention_simd(const AttentionProblem& p) {
     const int64_t qb = task % query_blocks, bh = task / query_blocks;
     const int64_t b = bh / p.heads, h = bh % p.heads;
     AttentionScratch& s = attention_scratch<S>();
-    const bool uniform = attended_keys(p, b, s.keys);
+    const bool all_masked = attended_keys(p, b, s.keys);
+    const int64_t first = qb * kQueryBlock, last = std::min(p.seq, first + kQueryBlock);
+    if (all_masked && p.all_masked == AllMasked::zeros) {
+      zero_context(p, b, h, first, last);
+      return;
+    }
     const int64_t n_keys = static_cast<int64_t>(s.keys.size());
     const int64_t step = std::max<int64_t>(2 * L, kKeyGroup);
     const int64_t keys_padded = (n_keys + step - 1) / step * step;
@@ -175,7 +180,6 @@ void attention_simd(const AttentionProblem& p) {
       std::copy(value, value + d, s.values.data() + j * d);
     }
     s.weights.resize(static_cast<size_t>(kRows * keys_padded));
-    const int64_t first = qb * kQueryBlock, last = std::min(p.seq, first + kQueryBlock);
     for (int64_t i0 = first; i0 < last; i0 += kRows) {
       const int rows = static_cast<int>(std::min<int64_t>(kRows, last - i0));
       const float* query[kRows];
@@ -187,7 +191,7 @@ void attention_simd(const AttentionProblem& p) {
         out_of_row[r] = p.out + token * p.ld_out + h * d;
         weights_of_row[r] = s.weights.data() + r * keys_padded;
       }
-      score_rows<S, kRows>(p, s, keys_padded, uniform ? 0.0f : p.scale, query, weights_of_row);
+      score_rows<S, kRows>(p, s, keys_padded, score_scale(p, all_masked), query, weights_of_row);
       float inverse_total[kRows];
       for (int r = 0; r < kRows; ++r) inverse_total[r] = softmax_numerators<S>(weights_of_row[r], n_keys, keys_padded);
       for (int64_t c0 = 0; c0 < d; c0 += kValueVectors * L) {

@@ -82,7 +82,7 @@ def lower(graph: Graph, formats: Dict[str, LayerFormat], dtype: str) -> Tuple["c
                 raise ValueError(f"{graph.source}: attention '{node.name}' reads Q, K and V from separate values; "
                                  "the runtime needs them packed in one")
             plan.add_attention(node.name, buffer_of[node.q[0]], node.q[1], node.k[1], node.v[1], node.heads,
-                               node.head_dim, float(node.scale), out)
+                               node.head_dim, float(node.scale), out, node.all_masked)
         elif isinstance(node, LayerNorm):
             plan.add_layernorm(node.name, buffer_of[node.input], out, node.gamma, node.beta, float(node.eps))
         for value in dict.fromkeys(node.inputs):

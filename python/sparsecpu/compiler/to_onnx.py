@@ -41,10 +41,14 @@ class _Builder:
 
         self.helper, self.numpy_helper = helper, numpy_helper
         self.nodes, self.initializers = [], []
+        self.constant_names = set()
         self.count = 0
 
     def const(self, name: str, value) -> str:
-        self.initializers.append(self.numpy_helper.from_array(np.asarray(value), name))
+        """An initializer; a name asked for again is the same constant."""
+        if name not in self.constant_names:
+            self.constant_names.add(name)
+            self.initializers.append(self.numpy_helper.from_array(np.asarray(value), name))
         return name
 
     def op(self, op_type: str, inputs, name_hint: str, **attrs) -> str:
@@ -64,11 +68,17 @@ def build_onnx(graph: Graph, dtype: str):
               helper.make_tensor_value_info("attention_mask", TensorProto.INT64, ["batch", "sequence"])]
     if embeddings.token_type is not None:
         inputs.append(helper.make_tensor_value_info("token_type_ids", TensorProto.INT64, ["batch", "sequence"]))
-    # Additive mask (batch, 1, 1, sequence).
-    mask_f = b.op("Cast", ["attention_mask"], "mask", to=TensorProto.FLOAT)
-    inverted = b.op("Sub", [b.const("one_f", np.float32(1)), mask_f], "mask")
-    lowest = b.op("Mul", [inverted, b.const("lowest_f", np.float32(np.finfo(np.float32).min))], "mask")
-    mask_bias = b.op("Unsqueeze", [lowest, b.const("mask_axes", np.array([1, 2], np.int64))], "mask")
+    # Additive masks (batch, 1, 1, sequence), one per fill the attentions need.
+    keep = b.op("Unsqueeze", [b.op("Cast", ["attention_mask"], "mask", to=TensorProto.BOOL),
+                              b.const("mask_axes", np.array([1, 2], np.int64))], "mask")
+    masks = {}
+
+    def mask_bias(all_masked: str) -> str:
+        if all_masked not in masks:
+            fill = b.const(f"mask_fill_{all_masked}", np.float32(_MASK_FILLS[all_masked]))
+            masks[all_masked] = b.op("Where", [keep, b.const("zero_f", np.float32(0)), fill], "mask")
+        return masks[all_masked]
+
     values = {}
     for node in graph.nodes:
         if isinstance(node, Embeddings):
@@ -93,7 +103,7 @@ def build_onnx(graph: Graph, dtype: str):
                 y = b.op("Add", [y, values[node.residual]], node.name)
             values[node.output] = y
         elif isinstance(node, Attention):
-            values[node.output] = _attention(b, node, values, mask_bias)
+            values[node.output] = _attention(b, node, values, mask_bias(node.all_masked))
         elif isinstance(node, LayerNorm):
             values[node.output] = b.op("LayerNormalization", [values[node.input],
                                                               b.const(node.name + ".gamma", node.gamma),
@@ -133,6 +143,10 @@ def _embeddings(b: _Builder, node: Embeddings) -> str:
     return y
 
 
+# The additive fill for masked keys that gives each AllMasked behaviour (csrc/kernels/attention/attention.h).
+_MASK_FILLS = {"average": np.finfo(np.float32).min, "all_keys": -10000.0, "zeros": -np.inf}
+
+
 def _attention(b: _Builder, node: Attention, values, mask_bias: str) -> str:
     name, heads, d = node.name, node.heads, node.head_dim
     width = heads * d
@@ -150,6 +164,8 @@ def _attention(b: _Builder, node: Attention, values, mask_bias: str) -> str:
     v = head_view(node.v, [0, 2, 1, 3])
     scores = b.op("Mul", [b.op("MatMul", [q, k], name), b.const(name + ".scale", np.float32(node.scale))], name)
     weights = b.op("Softmax", [b.op("Add", [scores, mask_bias], name)], name, axis=-1)
+    if node.all_masked == "zeros":  # a -inf fill leaves NaN rows where every key is masked: made 0
+        weights = b.op("Where", [b.op("IsNaN", [weights], name), b.const("zero_f", np.float32(0)), weights], name)
     context = b.op("Transpose", [b.op("MatMul", [weights, v], name)], name, perm=[0, 2, 1, 3])
     return b.op("Reshape", [context, b.const(name + ".merge_shape", np.array([0, 0, width], np.int64))], name)
 

@@ -44,11 +44,19 @@ def graph_from_config(path: str, config: dict, tensors: Dict[str, np.ndarray]) -
     (a directory's files, or a torch module's config and state dict)."""
     family = config.get("model_type")
     if family in ("bert", "roberta", "xlm-roberta", "camembert"):
-        return _bert_graph(path, config, tensors, roberta=family != "bert")
-    if family == "distilbert":
-        return _distilbert_graph(path, config, tensors)
-    raise ModelDirectoryError(f"{os.path.join(path, CONFIG_FILE)}: model_type '{family}' is not supported; "
-                              "sparsecpu compiles BERT, RoBERTa and DistilBERT encoders")
+        graph = _bert_graph(path, config, tensors, roberta=family != "bert")
+    elif family == "distilbert":
+        graph = _distilbert_graph(path, config, tensors)
+    else:
+        raise ModelDirectoryError(f"{os.path.join(path, CONFIG_FILE)}: model_type '{family}' is not supported; "
+                                  "sparsecpu compiles BERT, RoBERTa and DistilBERT encoders")
+    # A sequence with every key masked: transformers' default attention (sdpa) gives it zero
+    # context, its eager attention equal weights on every key.
+    all_masked = "average" if config.get("_attn_implementation") == "eager" else "zeros"
+    for node in graph.nodes:
+        if isinstance(node, Attention):
+            node.all_masked = all_masked
+    return graph
 
 
 def _read_config(path: str) -> dict:

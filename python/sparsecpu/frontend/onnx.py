@@ -140,6 +140,7 @@ class _Mapper:
         self.count = 0
         self.taken_names = {"embeddings"}
         self.masks: Dict[str, Tuple] = {}        # mask tensor -> (the Add using it, its graph input)
+        self.attention_masks: List[Tuple] = []    # (Attention, its mask tensor)
         self.hidden_widths: Dict[str, int] = {}  # onnx tensor -> width, for the hidden states mapped
 
     # ---- helpers ----------------------------------------------------------------
@@ -202,8 +203,9 @@ class _Mapper:
             raise OnnxGraphError(f"{self.source}: no self-attention found on the path to the output")
         self.check_inputs()
         self.hidden_widths = self.widths_of_hidden_states()
-        for mask, (node, source) in self.masks.items():
-            self.check_key_padding_mask(node, mask, source)
+        fills = {mask: self.check_key_padding_mask(node, mask, source) for mask, (node, source) in self.masks.items()}
+        for attention, mask in self.attention_masks:
+            attention.all_masked = _all_masked_behaviour(fills[mask])
         graph = Graph(self.nodes, output=out, output_name=self.outputs[0], source=self.source,
                       config={"family": "onnx", "hidden_size": hidden, "layers": len(attentions),
                               "heads": attentions[0].heads, "vocab_size": int(embeddings[0].word.shape[0]),
@@ -399,7 +401,8 @@ class _Mapper:
         softmax = self.producer.get(probs)
         if softmax is None or softmax.op_type != "Softmax" or self.attr(softmax, "axis", -1) not in (-1, 3):
             self.fail(context, "attention weights that are not a Softmax over the keys")
-        scores, scale_s = self.strip_scale(self.strip_mask(softmax.input[0], softmax))
+        unmasked, mask = self.strip_mask(softmax.input[0], softmax)
+        scores, scale_s = self.strip_scale(unmasked)
         qk = self.producer.get(scores)
         if qk is None or qk.op_type != "MatMul":
             self.fail(softmax, "attention scores that are not a MatMul of queries and keys")
@@ -416,8 +419,10 @@ class _Mapper:
             self.fail(softmax, f"width {width} is not a multiple of the head size {q_dim}")
         name = self.unique(_attention_name(softmax, self.source))
         out = self.name(name)
-        self.emit(Attention(name, (qv, 0), (kv, 0), (vv, 0), out, width // q_dim, q_dim,
-                            float(scale_p * scale_s * scale_q * scale_k)))
+        attention = Attention(name, (qv, 0), (kv, 0), (vv, 0), out, width // q_dim, q_dim,
+                              float(scale_p * scale_s * scale_q * scale_k))
+        self.attention_masks.append((attention, mask))
+        self.emit(attention)
         return out
 
     def width(self, value: str) -> int:
@@ -433,11 +438,13 @@ class _Mapper:
         if node is not None and node.op_type == "Where":
             cond = self.producer.get(node.input[0])
             if cond is not None and cond.op_type == "IsNaN" and cond.input[0] == node.input[2]:
+                if self.scalar(node.input[1]) != 0.0:
+                    self.fail(node, "replaces NaN attention weights by something other than 0")
                 return node.input[2]
         return tensor
 
-    def strip_mask(self, tensor: str, softmax) -> str:
-        """scores + mask -> scores. The mask, whatever its subgraph, must be built from one graph input
+    def strip_mask(self, tensor: str, softmax) -> Tuple[str, str]:
+        """scores + mask -> (scores, mask). The mask, whatever its subgraph, must be built from one graph input
         (the attention mask) and shapes, and must be a key padding mask: evaluated on sample masks, it
         adds 0 to the scores of attended keys and -10000 or less to those of masked keys, the same for
         every query and head."""
@@ -457,16 +464,17 @@ class _Mapper:
                 self.fail(node, f"attention masks from two inputs ({self.roles['attention_mask']}, {source})")
             self.masks.setdefault(mask, (node, source))  # checked once the hidden states are known
             self.roles["attention_mask"] = source
-            return scores
+            return scores, mask
         self.fail(node, "adds an attention mask to something that is not the attention scores (Q Kᵀ)")
-        return tensor
+        return tensor, tensor
 
     def is_scores(self, tensor: str) -> bool:
         """Q Kᵀ, scaled or not: a MatMul of two computed tensors."""
         qk = self.producer.get(self.strip_scale(tensor)[0])
         return qk is not None and qk.op_type == "MatMul" and not any(i in self.consts for i in qk.input)
 
-    def check_key_padding_mask(self, node, mask: str, source: str) -> None:
+    def check_key_padding_mask(self, node, mask: str, source: str) -> float:
+        """The fill added to masked keys (the least negative, -inf when all are)."""
         batch, seq = self.probe_shape()
         sample = np.ones((batch, seq), np.int64)
         for b in range(batch):
@@ -490,6 +498,7 @@ class _Mapper:
         if dropped.size and not (dropped <= _MASKED_AT_MOST).all():
             self.fail(node, f"the attention mask built from '{source}' adds {float(dropped.max()):g} to masked "
                             f"keys; sparsecpu excludes masked keys, which needs {_MASKED_AT_MOST:g} or less")
+        return float(dropped.max()) if dropped.size else -np.inf
 
     def probe_shape(self) -> Tuple[int, int]:
         """(batch, seq) for sample inputs: the export's own when it fixed them, else small ones."""
@@ -723,6 +732,15 @@ class _Mapper:
             if result is not None:
                 return result
         return None
+
+
+def _all_masked_behaviour(fill: float) -> str:
+    """What a sequence with every key masked gets from softmax(scores + fill): -inf gives NaN, which the
+    exporters that use it replace by 0 (left NaN, we give 0 too); a fill so large that scores vanish
+    beside it, equal weights; a moderate one (-10000) shifts every score alike: softmax over all keys."""
+    if np.isneginf(fill):
+        return "zeros"
+    return "all_keys" if fill > -1e6 else "average"
 
 
 _FLOAT_TYPES = (1, 10, 11)   # TensorProto FLOAT, FLOAT16, DOUBLE

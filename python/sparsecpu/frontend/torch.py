@@ -28,7 +28,8 @@ def load_torch_module(module, example_inputs=None):
                                                                       "camembert", "distilbert"):
         tensors = {name: t.detach().to(torch.float32).cpu().numpy() if t.is_floating_point() else t.cpu().numpy()
                    for name, t in module.state_dict().items()}
-        return graph_from_config(f"<torch {type(module).__name__}>", config.to_dict(), tensors), None
+        settings = dict(config.to_dict(), _attn_implementation=getattr(config, "_attn_implementation", None))
+        return graph_from_config(f"<torch {type(module).__name__}>", settings, tensors), None
     if example_inputs is None:
         raise ValueError(f"{type(module).__name__}: not a transformers BERT-family model; pass example_inputs "
                          "(a dict of input_ids, attention_mask, ...) so it can be exported to ONNX")
