@@ -145,3 +145,33 @@ def test_save_does_not_leave_partial_files(models, tmp_path):
     with pytest.raises(OSError):
         models["fp32"].save(tmp_path / "missing" / "m.bin")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_save_never_replaces_a_file_that_is_not_a_saved_model(models, tmp_path):
+    source = tmp_path / "model.onnx"
+    source.write_bytes(open(os.path.join(DATA, "tiny_bert.onnx"), "rb").read()[:5000])
+    with pytest.raises(FileExistsError, match="model.onnx: exists and is not a sparsecpu model file; not overwritten"):
+        models["fp32"].save(source)
+    assert source.read_bytes() == open(os.path.join(DATA, "tiny_bert.onnx"), "rb").read()[:5000]
+    saved = tmp_path / "model.sparsecpu"
+    models["fp32"].save(saved)
+    models["int8"].save(saved)  # a saved model is replaced
+    assert sc.load(saved).dtype == "int8"
+    with pytest.raises(IsADirectoryError, match="is a folder"):
+        models["fp32"].save(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["model.onnx", "model.sparsecpu"]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permissions")
+def test_saved_files_get_the_permissions_open_would_give(models, tmp_path):
+    old = os.umask(0o022)
+    try:
+        models["fp32"].save(tmp_path / "a.sparsecpu")
+        models["fp32"].to_onnx(tmp_path / "a.onnx")
+    finally:
+        os.umask(old)
+    assert oct((tmp_path / "a.sparsecpu").stat().st_mode & 0o777) == oct(0o644)
+    assert oct((tmp_path / "a.onnx").stat().st_mode & 0o777) == oct(0o644)
+    os.chmod(tmp_path / "a.sparsecpu", 0o600)
+    models["fp32"].save(tmp_path / "a.sparsecpu")  # a replaced file keeps its own
+    assert oct((tmp_path / "a.sparsecpu").stat().st_mode & 0o777) == oct(0o600)

@@ -23,10 +23,11 @@ import hashlib
 import json
 import os
 import struct
-import tempfile
 from typing import Dict, List
 
 import numpy as np
+
+from ._files import write_beside
 
 MAGIC = b"SPARSECPU-MODEL\0"
 VERSION = 1
@@ -117,17 +118,21 @@ def _json_default(value):
 
 
 def save(model, path) -> None:
-    """Writes through a temporary file in the target folder and renames it."""
+    """Writes through a temporary file in the target folder and renames it. An existing file that is
+    not a sparsecpu model (the ONNX file the model came from, say) is never replaced."""
     path = os.fspath(path)
+    if os.path.isfile(path) and os.path.getsize(path):
+        with open(path, "rb") as f:
+            if f.read(len(MAGIC)) != MAGIC:
+                raise FileExistsError(f"{path}: exists and is not a sparsecpu model file; not overwritten "
+                                      "(remove it or choose another path)")
     data = dumps(model)
-    fd, tmp = tempfile.mkstemp(prefix=".sparsecpu-", suffix=".tmp", dir=os.path.dirname(os.path.abspath(path)))
-    try:
-        with os.fdopen(fd, "wb") as f:
+
+    def write(staged: str) -> None:
+        with open(staged, "wb") as f:
             f.write(data)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+
+    write_beside(path, write)
 
 
 # ---- reading ---------------------------------------------------------------------------

@@ -11,6 +11,7 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from .._files import write_beside
 from ..patterns import parse_pattern
 from .onnx_graph import LinearWeight, find_linear_weights, weight_matrix
 from .policy import PruneError
@@ -299,16 +300,13 @@ def save_model(model: onnx.ModelProto, path: str) -> None:
     """Writes through a temporary file in the same folder and renames it, so a
     failure leaves nothing half-written. Models whose weights pass 2 GB (the
     protobuf limit) keep them in `<name>.data` beside the file."""
-    folder = os.path.dirname(os.path.abspath(path))
-    tmp = os.path.join(folder, f".{os.path.basename(path)}.tmp-{os.getpid()}")
     weight_bytes = sum(len(init.raw_data) for init in model.graph.initializer)
-    try:
+
+    def write(staged: str) -> None:
         if weight_bytes > EXTERNAL_DATA_THRESHOLD:
-            onnx.save_model(model, tmp, save_as_external_data=True, all_tensors_to_one_file=True,
+            onnx.save_model(model, staged, save_as_external_data=True, all_tensors_to_one_file=True,
                             location=os.path.basename(path) + ".data", size_threshold=1024)
         else:
-            onnx.save_model(model, tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
+            onnx.save_model(model, staged)
+
+    write_beside(path, write)
