@@ -306,6 +306,39 @@ def test_bad_model_directories_raise_clear_errors(tmp_path):
         sc.compile(write_dir(tmp_path, config=tiny_config(), raw=b"\x10\x00\x00\x00\x00\x00\x00\x00{not json}      "))
     with pytest.raises(ValueError, match="shorter than its header"):
         sc.compile(write_dir(tmp_path, config=tiny_config(), raw=b"abc"))
+    with pytest.raises(ValueError, match="config.json: 'layer_norm_eps' must be a positive number, got None"):
+        sc.compile(write_dir(tmp_path, config=dict(tiny_config(), layer_norm_eps=None)))
+    with pytest.raises(ValueError, match=r"config.json: 'pad_token_id' must be a token id \(an integer >= 0\), got 'x'"):
+        sc.compile(write_dir(tmp_path, config=dict(tiny_config(), pad_token_id="x")))
+    with pytest.raises(ValueError, match="config.json: num_hidden_layers is 1 but .*model.safetensors holds tensors "
+                                         "of 2 layers"):
+        sc.compile(write_dir(tmp_path, config=dict(tiny_config(), num_hidden_layers=1)))
+
+
+def test_sharded_checkpoints_are_read(tmp_path, rng):
+    from safetensors.numpy import save_file
+
+    tensors = tiny_tensors()
+    d = write_dir(tmp_path)
+    os.remove(d / "model.safetensors")
+    names = sorted(tensors)
+    shards = {"model-00001-of-00002.safetensors": names[::2], "model-00002-of-00002.safetensors": names[1::2]}
+    for file, part in shards.items():
+        save_file({n: tensors[n] for n in part}, str(d / file))
+    index = {"metadata": {}, "weight_map": {n: file for file, part in shards.items() for n in part}}
+    (d / "model.safetensors.index.json").write_text(json.dumps(index))
+    ids = rng.integers(3, 320, (2, 9))
+    expected = sc.compile(os.path.join(DATA, "tiny_bert"))(input_ids=ids)["last_hidden_state"]
+    np.testing.assert_array_equal(sc.compile(d)(input_ids=ids)["last_hidden_state"], expected)
+    index["weight_map"]["extra.weight"] = "model-00001-of-00002.safetensors"
+    (d / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match="index.json: lists 'extra.weight' in 'model-00001-of-00002.safetensors', "
+                                         "which does not hold it"):
+        sc.compile(d)
+    index["weight_map"]["extra.weight"] = "../elsewhere.safetensors"
+    (d / "model.safetensors.index.json").write_text(json.dumps(index))
+    with pytest.raises(ValueError, match=r"shard '../elsewhere.safetensors' is not a file in"):
+        sc.compile(d)
 
 
 def test_safetensors_reader_matches_the_library(tmp_path):
@@ -350,6 +383,14 @@ def test_bad_arguments_raise_clear_errors():
         sc.compile(path, pattern="4x1", sparsity=0.5, method="random")
     with pytest.raises(ValueError, match="num_threads"):
         sc.compile(path, num_threads=-1)
+    for sparsity in (True, "0.5", 1.5, float("nan")):
+        with pytest.raises(ValueError, match=r"sparsity must be a number in \[0, 1\], got"):
+            sc.compile(path, pattern="4x1", sparsity=sparsity)
+    with pytest.raises(ValueError, match="calibration is for method='activation'; method 'magnitude' does not use it"):
+        sc.compile(path, pattern="4x1", sparsity=0.5, calibration=4)
+    with pytest.raises(ValueError, match="calibration: every sequence's attention_mask is all zeros"):
+        sc.compile(path, pattern="4x1", sparsity=0.5, method="activation",
+                   calibration={"input_ids": np.ones((2, 5), np.int64), "attention_mask": np.zeros((2, 5), np.int64)})
 
 
 def test_summary_names_kernels_sizes_and_time_shares(compiled, rng):

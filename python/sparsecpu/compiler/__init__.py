@@ -11,7 +11,7 @@ from ..ir import Graph, QuantizedRows, SparseRows, dense_weight
 from ..patterns import parse_pattern
 from ..pruning.policy import MIN_WIDTH
 from ..pruning.report import PruneReport
-from ..pruning.weights import prune_weight
+from ..pruning.weights import checked_sparsity, prune_weight
 from .formats import choose_format
 from .lower import lower
 from .passes import run_passes
@@ -51,6 +51,10 @@ def compile(model, *, dtype: str = "fp32", pattern: Optional[str] = None, sparsi
         raise ValueError(f"num_threads must be None or an int >= 0, got {num_threads!r}")
     if pattern is None and sparsity is not None:
         raise ValueError("sparsity needs a pattern (e.g. pattern='4x1')")
+    if sparsity is not None:
+        checked_sparsity(sparsity)
+    if calibration is not None and method != "activation":
+        raise ValueError(f"calibration is for method='activation'; method '{method}' does not use it")
     from ..frontend.torch import is_torch_module, load_torch_module
 
     if is_torch_module(model):
@@ -175,6 +179,9 @@ def _activation_scores(graph: Graph, calibration) -> Dict[str, np.ndarray]:
     finally:
         plan.collect_input_square_sums(False)
     norms = {op["name"]: np.sqrt(op["input_square_sums"]) for op in plan.ops() if op["kind"] == "linear"}
+    if any(norm.size == 0 for norm in norms.values()):
+        raise ValueError("calibration: every sequence's attention_mask is all zeros; there is no token to "
+                         "calibrate on")
     return {linear.name: np.abs(dense_weight(linear.weight)) * norms[linear.name][None, :].astype(np.float32)
             for linear in graph.linears()}
 

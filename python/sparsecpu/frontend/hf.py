@@ -19,6 +19,7 @@ from ..ir import Activation, Add, Attention, Embeddings, Graph, LayerNorm, Linea
 
 WEIGHT_FILE = "model.safetensors"
 CONFIG_FILE = "config.json"
+SHARD_INDEX = "model.safetensors.index.json"
 
 # Activation names of transformers' configs that mean the erf form of GELU.
 _GELU_NAMES = ("gelu",)
@@ -75,6 +76,8 @@ def _read_config(path: str) -> dict:
 
 def _read_weights(path: str) -> Dict[str, np.ndarray]:
     file = os.path.join(path, WEIGHT_FILE)
+    if not os.path.isfile(file) and os.path.isfile(os.path.join(path, SHARD_INDEX)):
+        return _read_shards(path)
     if not os.path.isfile(file):
         present = sorted(f for f in os.listdir(path) if f.endswith((".bin", ".safetensors", ".h5", ".msgpack")))
         hint = f" (found {', '.join(present)}; convert to safetensors)" if present else ""
@@ -85,6 +88,34 @@ def _read_weights(path: str) -> Dict[str, np.ndarray]:
         raise
     except (OSError, ValueError) as exc:
         raise ModelDirectoryError(f"{file}: not a readable safetensors file ({exc})") from None
+
+
+def _read_shards(path: str) -> Dict[str, np.ndarray]:
+    """A checkpoint split over several .safetensors files, as model.safetensors.index.json maps them."""
+    index_file = os.path.join(path, SHARD_INDEX)
+    try:
+        with open(index_file, encoding="utf-8") as f:
+            weight_map = json.load(f)["weight_map"]
+        if not isinstance(weight_map, dict) or not all(isinstance(v, str) for v in weight_map.values()):
+            raise ValueError("weight_map is not a mapping of tensor names to file names")
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        raise ModelDirectoryError(f"{index_file}: not a readable shard index ({exc})") from None
+    tensors: Dict[str, np.ndarray] = {}
+    for shard in sorted(set(weight_map.values())):
+        shard_file = os.path.join(path, shard)
+        if os.path.basename(shard) != shard or not os.path.isfile(shard_file):
+            raise ModelDirectoryError(f"{index_file}: shard '{shard}' is not a file in {path}")
+        try:
+            tensors.update(read_safetensors(shard_file))
+        except ModelDirectoryError:
+            raise
+        except (OSError, ValueError) as exc:
+            raise ModelDirectoryError(f"{shard_file}: not a readable safetensors file ({exc})") from None
+    missing = sorted(name for name in weight_map if name not in tensors)
+    if missing:
+        raise ModelDirectoryError(f"{index_file}: lists '{missing[0]}' in '{weight_map[missing[0]]}', which does not "
+                                  "hold it")
+    return tensors
 
 
 _SAFETENSORS_DTYPES = {"F64": np.float64, "F32": np.float32, "F16": np.float16, "BF16": np.uint16,
@@ -155,6 +186,8 @@ class _Weights:
 
     def __init__(self, path: str, tensors: Dict[str, np.ndarray], prefixes: List[str]):
         self.file = os.path.join(path, WEIGHT_FILE)
+        if not os.path.isfile(self.file) and os.path.isfile(os.path.join(path, SHARD_INDEX)):
+            self.file = os.path.join(path, SHARD_INDEX)
         self.tensors = tensors
         self.prefix = ""
         for prefix in prefixes:
@@ -179,6 +212,15 @@ class _Weights:
     def has(self, name: str) -> bool:
         return self.prefix + name in self.tensors
 
+    def check_layer_count(self, layer_prefix: str, layers: int, config_file: str, key: str) -> None:
+        """Tensors of more layers than the config names would silently not run: refused."""
+        start = self.prefix + layer_prefix
+        found = {int(k[len(start):].split(".", 1)[0]) for k in self.tensors
+                 if k.startswith(start) and k[len(start):].split(".", 1)[0].isdigit()}
+        if found and max(found) >= layers:
+            raise ModelDirectoryError(f"{config_file}: {key} is {layers} but {self.file} holds tensors of "
+                                      f"{max(found) + 1} layers ('{start}{max(found)}.…')")
+
 
 def _int(config: dict, key: str, file: str, *alternatives: str) -> int:
     for k in (key,) + alternatives:
@@ -188,6 +230,22 @@ def _int(config: dict, key: str, file: str, *alternatives: str) -> int:
                 return value
             raise ModelDirectoryError(f"{file}: '{k}' must be a positive integer, got {value!r}")
     raise ModelDirectoryError(f"{file}: missing '{key}'")
+
+
+def _positive_float(config: dict, key: str, file: str, default: float) -> float:
+    value = config.get(key, default)
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not value > 0 or not math.isfinite(value):
+        raise ModelDirectoryError(f"{file}: '{key}' must be a positive number, got {value!r}")
+    return float(value)
+
+
+def _padding_id(config: dict, file: str, default: int) -> int:
+    value = config.get("pad_token_id", default)
+    if value is None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        raise ModelDirectoryError(f"{file}: 'pad_token_id' must be a token id (an integer >= 0), got {value!r}")
+    return value
 
 
 def _activation(config: dict, key: str, file: str) -> str:
@@ -214,7 +272,7 @@ def _bert_graph(path: str, config: dict, tensors, roberta: bool) -> Graph:
     if config.get("is_decoder") or config.get("add_cross_attention"):
         raise ModelDirectoryError(f"{file}: decoder models are not supported; sparsecpu runs encoders")
     act = _activation(config, "hidden_act", file)
-    eps = float(config.get("layer_norm_eps", 1e-12))
+    eps = _positive_float(config, "layer_norm_eps", file, 1e-12)
     family = config.get("model_type")
     w = _Weights(path, tensors, [family + ".", "bert.", "roberta.", ""])
     word = w.get("embeddings.word_embeddings.weight")
@@ -223,11 +281,12 @@ def _bert_graph(path: str, config: dict, tensors, roberta: bool) -> Graph:
     position = w.get("embeddings.position_embeddings.weight")
     token_type = w.get("embeddings.token_type_embeddings.weight") if w.has(
         "embeddings.token_type_embeddings.weight") else None
-    padding_idx = int(config.get("pad_token_id", 1 if roberta else 0) or 0)
+    padding_idx = _padding_id(config, file, 1 if roberta else 0)
     nodes: list = [Embeddings("embeddings", "embedded", word, position, token_type,
                               "after_padding" if roberta else "absolute", padding_idx)]
     nodes.append(_layernorm(w, "embeddings.LayerNorm", "embedded", "hidden.0", hidden, eps))
     head_dim = hidden // heads
+    w.check_layer_count("encoder.layer.", layers, file, "num_hidden_layers")
     for i in range(layers):
         p = f"encoder.layer.{i}."
         x = f"hidden.{i}"
@@ -256,10 +315,11 @@ def _distilbert_graph(path: str, config: dict, tensors) -> Graph:
     w = _Weights(path, tensors, ["distilbert.", ""])
     word = w.get("embeddings.word_embeddings.weight")
     position = w.get("embeddings.position_embeddings.weight")
-    padding_idx = int(config.get("pad_token_id", 0) or 0)
+    padding_idx = _padding_id(config, file, 0)
     nodes: list = [Embeddings("embeddings", "embedded", word, position, None, "absolute", padding_idx)]
     nodes.append(_layernorm(w, "embeddings.LayerNorm", "embedded", "hidden.0", hidden, eps))
     head_dim = hidden // heads
+    w.check_layer_count("transformer.layer.", layers, file, "n_layers")
     for i in range(layers):
         p = f"transformer.layer.{i}."
         nodes += _attention_block(w, i, f"hidden.{i}", hidden, heads, head_dim, eps, {

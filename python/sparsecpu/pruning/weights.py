@@ -26,6 +26,14 @@ def block_scores(score: np.ndarray, rows: int, cols: int) -> np.ndarray:
     return np.sqrt(squares.sum(axis=(1, 3)))
 
 
+def checked_sparsity(sparsity) -> float:
+    """A sparsity as a float in [0, 1]; True, '0.5' and the like are refused, not converted."""
+    if isinstance(sparsity, (bool, np.bool_)) or not isinstance(sparsity, (int, float, np.integer, np.floating)) \
+            or not 0.0 <= float(sparsity) <= 1.0:
+        raise ValueError(f"sparsity must be a number in [0, 1], got {sparsity!r}")
+    return float(sparsity)
+
+
 def prune_weight(weight, pattern="4x1", sparsity=None, score=None) -> np.ndarray:
     """Returns a pruned copy of ``weight`` (same dtype).
 
@@ -47,9 +55,7 @@ def prune_weight(weight, pattern="4x1", sparsity=None, score=None) -> np.ndarray
         return _prune_n_m(w, importance, p.n, p.m, sparsity)
     if sparsity is None:
         raise ValueError(f"pattern '{p.name}' needs a sparsity in [0, 1]")
-    sparsity = float(sparsity)
-    if not 0.0 <= sparsity <= 1.0:
-        raise ValueError(f"sparsity must be in [0, 1], got {sparsity}")
+    sparsity = checked_sparsity(sparsity)
 
     scores = block_scores(importance, p.rows, p.cols)
     n_zero = int(round(sparsity * scores.size))
