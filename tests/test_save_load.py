@@ -175,3 +175,55 @@ def test_saved_files_get_the_permissions_open_would_give(models, tmp_path):
     os.chmod(tmp_path / "a.sparsecpu", 0o600)
     models["fp32"].save(tmp_path / "a.sparsecpu")  # a replaced file keeps its own
     assert oct((tmp_path / "a.sparsecpu").stat().st_mode & 0o777) == oct(0o600)
+
+
+def test_edited_headers_with_valid_checksums_give_clear_errors(models, tmp_path):
+    """A header rewritten by hand (checksum recomputed): every field replaced by junk gives a result or a
+    ValueError, never another exception."""
+    import hashlib
+    import json
+    import struct
+
+    from sparsecpu import serialize
+
+    data = serialize.dumps(models["onnx 16x1"])
+    magic = serialize.MAGIC
+    version, header_len = struct.unpack_from("<IQ", data, len(magic))
+    start = len(magic) + 12
+    header = json.loads(data[start:start + header_len])
+    body = data[start + header_len + 32:]
+
+    def with_header(value):
+        text = json.dumps(value).encode()
+        return magic + struct.pack("<IQ", version, len(text)) + text + hashlib.sha256(text).digest() + body
+
+    def paths(value, prefix=()):
+        yield prefix
+        if isinstance(value, dict):
+            for key, item in value.items():
+                yield from paths(item, prefix + (key,))
+        elif isinstance(value, list):
+            for i, item in enumerate(value[:3]):
+                yield from paths(item, prefix + (i,))
+
+    def replaced(value, path, junk):
+        if not path:
+            return junk
+        value = json.loads(json.dumps(value))
+        target = value
+        for key in path[:-1]:
+            target = target[key]
+        target[path[-1]] = junk
+        return value
+
+    target = tmp_path / "edited.bin"
+    outcomes = {"loaded": 0, "refused": 0}
+    for path in list(paths(header)):
+        for junk in (None, -1, "x", [], {}, [5]):
+            target.write_bytes(with_header(replaced(header, path, junk)))
+            try:
+                sc.load(target)(input_ids=np.array([[5, 6, 7]]))
+                outcomes["loaded"] += 1
+            except ValueError:
+                outcomes["refused"] += 1
+    assert outcomes["refused"] > 100

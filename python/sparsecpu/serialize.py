@@ -156,6 +156,8 @@ class _Reader:
             self.header = json.loads(text.decode("utf-8"))
         except (UnicodeDecodeError, ValueError) as exc:
             raise ModelFileError(f"{where}: corrupt header ({exc})") from None
+        if not isinstance(self.header, dict):
+            raise ModelFileError(f"{where}: corrupt header (a JSON {type(self.header).__name__}, not an object)")
         self.data = memoryview(data)[start + header_len + 32:]
         if len(self.data) != self.header.get("data_size", -1):
             raise ModelFileError(f"{where}: truncated or padded (tensor data is {len(self.data)} bytes, the header "
@@ -199,6 +201,31 @@ class _Reader:
         return SparseRows.from_parts(tuple(shape), indptr, indices, values)
 
 
+# The header fields whose type the runtime relies on (values are checked where they are used).
+_HEADER_TYPES = {"dtype": str, "output": str, "output_name": str, "source": str, "config": dict, "nodes": list,
+                 "formats": dict, "shares": dict}
+_NODE_TYPES = {"type": str, "name": str, "input": str, "output": str, "position_ids": str, "activation": (str, type(None)),
+               "residual": (str, type(None)), "sources": list, "source_rows": list, "q": list, "k": list, "v": list,
+               "all_masked": str}
+
+
+def _check_header_types(h: dict, where: str) -> None:
+    def check(mapping, types, what):
+        for key, expected in types.items():
+            if key in mapping and not isinstance(mapping[key], expected):
+                raise ModelFileError(f"{where}: corrupt header ({what}'{key}' is {type(mapping[key]).__name__})")
+
+    check(h, _HEADER_TYPES, "")
+    names = h.get("config", {}).get("input_names")
+    if names is not None and not (isinstance(names, dict) and isinstance(names.get("input_ids"), str) and
+                                  all(isinstance(v, (str, type(None))) for v in names.values())):
+        raise ModelFileError(f"{where}: corrupt header (config input_names {str(names)[:100]})")
+    for i, node in enumerate(h.get("nodes", [])):
+        if not isinstance(node, dict):
+            raise ModelFileError(f"{where}: corrupt header (node {i} is {type(node).__name__}, not an object)")
+        check(node, _NODE_TYPES, f"node {i}: ")
+
+
 def loads(data: bytes, where: str = "<bytes>"):
     from .compiler.formats import LayerFormat, stored_share
     from .compiler.lower import lower
@@ -209,6 +236,7 @@ def loads(data: bytes, where: str = "<bytes>"):
 
     r = _Reader(data, where)
     h = r.header
+    _check_header_types(h, where)
     nodes = []
     try:
         for n in h["nodes"]:
@@ -245,12 +273,15 @@ def loads(data: bytes, where: str = "<bytes>"):
             formats[linear.name] = LayerFormat(pattern, float(density), float(stored), 0.0)
         plan, layers = lower(graph, formats, h["dtype"])
         _compress_weights(graph, h["dtype"])
+        threads = h["num_threads"]
+        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
+            raise ModelFileError(f"{where}: corrupt header (num_threads {threads!r})")
+        report = None if h.get("prune_report") is None else PruneReport(**h["prune_report"])
+        return CompiledModel(plan, graph, layers, h["dtype"], threads, report)
     except ModelFileError:
         raise
-    except (KeyError, TypeError, ValueError, IndexError) as exc:
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
         raise ModelFileError(f"{where}: corrupt header ({type(exc).__name__}: {str(exc)[:200]})") from None
-    report = None if h.get("prune_report") is None else PruneReport(**h["prune_report"])
-    return CompiledModel(plan, graph, layers, h["dtype"], h["num_threads"], report)
 
 
 def load(path):
