@@ -324,8 +324,8 @@ def test_deep_encoders_compile(tmp_path, rng):
     assert np.abs(model(input_ids=ids, attention_mask=mask)["last_hidden_state"] - expected).max() < 1e-3
 
 
-@pytest.mark.parametrize("name", EXPORTS)
-@pytest.mark.parametrize("fill", [None, -1e4, float(np.finfo(np.float32).min)])
+@pytest.mark.parametrize("name,fill", [(name, None) for name in EXPORTS] + [  # TorchScript exports fill with -inf
+    (name, fill) for name in EXPORTS if "dynamo" not in name for fill in (-1e4, float(np.finfo(np.float32).min))])
 def test_a_sequence_of_padding_only_gets_what_the_file_gives(name, fill, rng):
     """No key to attend to: -inf masks give NaN rows made 0, -10000 shifts every score alike, the
     lowest float swallows the scores (equal weights). The compiled model follows its file."""
@@ -333,8 +333,7 @@ def test_a_sequence_of_padding_only_gets_what_the_file_gives(name, fill, rng):
     if fill is not None:
         fills = [n for n in model.graph.node if n.op_type == "Constant" and
                  np.isneginf(onnx.numpy_helper.to_array(n.attribute[0].t)).any()]
-        if not fills:
-            pytest.skip("this export's mask has no -inf constant to change")
+        assert fills
         for n in fills:
             value = onnx.numpy_helper.to_array(n.attribute[0].t)
             n.attribute[0].t.CopyFrom(onnx.numpy_helper.from_array(np.full_like(value, fill)))
