@@ -30,7 +30,8 @@ struct Avx2S8 : Avx2S8Base {
 
 void spmm_s8_dense_avx2(const SpmmS8Problem& p) { run_dense<Avx2S8, 2, 4>(p); }
 
-void spmm_s8_quads_avx2(const SpmmS8Problem& p) { run_quads<Avx2S8, 1>(p); }
+// Half tiles: widened activations of 2 vectors leave registers for 4 rows.
+void spmm_s8_quads_avx2(const SpmmS8Problem& p) { run_quads<Avx2S8, 4, 2>(p); }
 
 // 2:4: 2 vectors of channels x 2 tokens, one byte shuffle per dot product.
 void spmm_s8_semi24_avx2(const SpmmS8Problem& p) { run_semi24<Avx2S8, 2, 2>(p); }

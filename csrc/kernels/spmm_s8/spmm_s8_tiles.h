@@ -26,7 +26,11 @@
 namespace sparsecpu {
 namespace {
 
-constexpr int kS8PanelTokens = 64;
+// Tokens per k-major activation panel of the block-pattern kernels: one tile
+// (4 vectors), so a panel row is what one quad column load reads and a panel
+// of a wide K stays in L1/L2 (AVX2: 32 bytes per input).
+template <class S>
+constexpr int kS8PanelTokens = 4 * S::L;
 
 // ---- per-token quantization (bit-identical to the reference) ---------------
 
@@ -271,20 +275,20 @@ S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t grou
   thread_local PanelCache<uint8_t> panels;
   thread_local PanelCache<float> scales;
   thread_local PanelCache<int32_t> zps;
-  const int64_t k = p.k(), panel_bytes = k * kS8PanelTokens;
+  const int64_t k = p.k(), panel_bytes = k * kS8PanelTokens<S>;
   if (panels.claim(call_id, group, static_cast<size_t>(std::max<int64_t>(1, count * panel_bytes)))) {
-    scales.claim(call_id, group, static_cast<size_t>(count * kS8PanelTokens));
-    zps.claim(call_id, group, static_cast<size_t>(count * kS8PanelTokens));
+    scales.claim(call_id, group, static_cast<size_t>(count * kS8PanelTokens<S>));
+    zps.claim(call_id, group, static_cast<size_t>(count * kS8PanelTokens<S>));
     for (int64_t i = 0; i < count; ++i) {
       uint8_t* dst = panels.data.data() + i * panel_bytes;
-      TokenQuantization quant[kS8PanelTokens];
-      for (int sub = 0; sub < kS8PanelTokens / 16; ++sub) {
-        const int64_t m0 = (first + i) * kS8PanelTokens + sub * 16;
+      TokenQuantization quant[kS8PanelTokens<S>];
+      for (int sub = 0; sub < kS8PanelTokens<S> / 16; ++sub) {
+        const int64_t m0 = (first + i) * kS8PanelTokens<S> + sub * 16;
         const int rows = static_cast<int>(std::clamp<int64_t>(p.m - m0, 0, 16));
         if (p.x_u8) {
           for (int64_t kk = 0; kk < k; ++kk)
             for (int t = 0; t < 16; ++t)
-              dst[kk * kS8PanelTokens + sub * 16 + t] = t < rows ? p.x_u8[(m0 + t) * p.ldx + kk] : 0;
+              dst[kk * kS8PanelTokens<S> + sub * 16 + t] = t < rows ? p.x_u8[(m0 + t) * p.ldx + kk] : 0;
           for (int t = 0; t < 16; ++t) quant[sub * 16 + t] = TokenQuantization{1.0f, 0};
           continue;
         }
@@ -296,85 +300,96 @@ S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t grou
           inv[t] = 1.0f / q.scale;
           zp[t] = static_cast<float>(q.zero_point);
         }
-        S::quantize_panel16(p.x_f32 + m0 * p.ldx, p.ldx, rows, k, inv, zp, dst + sub * 16, kS8PanelTokens);
+        S::quantize_panel16(p.x_f32 + m0 * p.ldx, p.ldx, rows, k, inv, zp, dst + sub * 16, kS8PanelTokens<S>);
       }
-      for (int u = 0; u < kS8PanelTokens / S::L; ++u)
+      for (int u = 0; u < kS8PanelTokens<S> / S::L; ++u)
         for (int lane = 0; lane < S::L; ++lane) {
           const TokenQuantization& q = quant[token_of_lane<S>(u, lane)];
-          scales.data[i * kS8PanelTokens + u * S::L + lane] = q.scale;
-          zps.data[i * kS8PanelTokens + u * S::L + lane] = q.zero_point;
+          scales.data[i * kS8PanelTokens<S> + u * S::L + lane] = q.scale;
+          zps.data[i * kS8PanelTokens<S> + u * S::L + lane] = q.zero_point;
         }
     }
   }
   return S8Panels{panels.data.data(), scales.data.data(), zps.data.data(), first, panel_bytes};
 }
 
-// RP rows of a block row (starting at row0 of the block) x 4 vectors of tokens
-// (4 * S::L tokens from token0, a multiple of 4 * S::L within a panel).
+// RP rows of a block row (starting at row0 of the block) x NV of the 4 vectors
+// of tokens of a tile (4 * S::L tokens from token0, a multiple of 4 * S::L
+// within a panel), from vector V0: a tile in two halves (NV = 2) holds half the
+// activation registers, which leaves room for more rows per pass where the dot
+// product needs widened operands (AVX2 without VNNI).
 // f32 and s8 outputs: dequantized, biased, activated results go to `stage`,
 // one row of 4 * S::L lanes (tokens in lane order) per output channel.
 // s32 output: the raw sums go straight to y.
-template <class S, int RP>
+template <class S, int RP, int NV = 4, int V0 = 0>
 void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, int64_t br, int row0, float* stage) {
+  static_assert((NV == 4 && V0 == 0) || (NV == 2 && (V0 == 0 || V0 == 2)), "whole tiles or halves");
   using V = typename S::V;
   using F = typename S::F;
   constexpr int kLanes = 4 * S::L;
   const QuadPackedS8& w = *p.quads;
   const int R = w.rows;
-  const int64_t panel = token0 / kS8PanelTokens;
-  const int half = static_cast<int>(token0 % kS8PanelTokens) / kLanes;  // which 4 vectors of the panel
+  const int64_t panel = token0 / kS8PanelTokens<S>;
+  const int half = static_cast<int>(token0 % kS8PanelTokens<S>) / kLanes;  // which 4 vectors of the panel
   const uint8_t* x = panels.data + (panel - panels.first) * panels.panel_bytes + half * kLanes;
   const int64_t q0 = w.row_ptr[br], q1 = w.row_ptr[br + 1];
   const int32_t* cols = w.cols.data() + q0 * 4;
   const int8_t* wq = w.values.data() + q0 * R * 4 + row0 * 4;
 
-  V acc[RP][4];
+  V acc[RP][NV];
   for (int r = 0; r < RP; ++r)
-    for (int v = 0; v < 4; ++v) acc[r][v] = S::zero();
+    for (int v = 0; v < NV; ++v) acc[r][v] = S::zero();
   for (int64_t q = q0; q < q1; ++q, cols += 4, wq += R * 4) {
-    const V a = S::load(x + static_cast<int64_t>(cols[0]) * kS8PanelTokens);
-    const V b = S::load(x + static_cast<int64_t>(cols[1]) * kS8PanelTokens);
-    const V c = S::load(x + static_cast<int64_t>(cols[2]) * kS8PanelTokens);
-    const V d = S::load(x + static_cast<int64_t>(cols[3]) * kS8PanelTokens);
-    const V ab_lo = S::unpacklo8(a, b), ab_hi = S::unpackhi8(a, b);
-    const V cd_lo = S::unpacklo8(c, d), cd_hi = S::unpackhi8(c, d);
-    typename S::A quad[4] = {S::prep_a(S::unpacklo16(ab_lo, cd_lo)), S::prep_a(S::unpackhi16(ab_lo, cd_lo)),
-                             S::prep_a(S::unpacklo16(ab_hi, cd_hi)), S::prep_a(S::unpackhi16(ab_hi, cd_hi))};
+    const V a = S::load(x + static_cast<int64_t>(cols[0]) * kS8PanelTokens<S>);
+    const V b = S::load(x + static_cast<int64_t>(cols[1]) * kS8PanelTokens<S>);
+    const V c = S::load(x + static_cast<int64_t>(cols[2]) * kS8PanelTokens<S>);
+    const V d = S::load(x + static_cast<int64_t>(cols[3]) * kS8PanelTokens<S>);
+    typename S::A quad[NV];
+    if constexpr (NV == 4 || V0 == 0) {
+      const V ab_lo = S::unpacklo8(a, b), cd_lo = S::unpacklo8(c, d);
+      quad[0] = S::prep_a(S::unpacklo16(ab_lo, cd_lo));
+      quad[1] = S::prep_a(S::unpackhi16(ab_lo, cd_lo));
+    }
+    if constexpr (NV == 4 || V0 == 2) {
+      const V ab_hi = S::unpackhi8(a, b), cd_hi = S::unpackhi8(c, d);
+      quad[NV - 2] = S::prep_a(S::unpacklo16(ab_hi, cd_hi));
+      quad[NV - 1] = S::prep_a(S::unpackhi16(ab_hi, cd_hi));
+    }
     for (int r = 0; r < RP; ++r) {
       const typename S::B wr = S::prep_b(S::bcast32(wq + r * 4));
-      for (int v = 0; v < 4; ++v) acc[r][v] = S::dot(acc[r][v], quad[v], wr);
+      for (int v = 0; v < NV; ++v) acc[r][v] = S::dot(acc[r][v], quad[v], wr);
     }
   }
 
-  alignas(64) int32_t sums[RP][4][S::L];  // one unrolled store (see spmm_f32_tiles.h)
+  alignas(64) int32_t sums[RP][NV][S::L];  // one unrolled store (see spmm_f32_tiles.h)
 #pragma GCC unroll 64
   for (int r = 0; r < RP; ++r)
 #pragma GCC unroll 64
-    for (int v = 0; v < 4; ++v) S::store(sums[r][v], acc[r][v]);
+    for (int v = 0; v < NV; ++v) S::store(sums[r][v], acc[r][v]);
 
   const int64_t n0 = br * R + row0;
   const int rows = static_cast<int>(std::clamp<int64_t>(w.n - n0, 0, RP));
   if (p.output == S8Output::s32) {
-    const int64_t panel_token0 = panel * kS8PanelTokens;
+    const int64_t panel_token0 = panel * kS8PanelTokens<S>;
     for (int r = 0; r < rows; ++r)
-      for (int v = 0; v < 4; ++v)
+      for (int v = 0; v < NV; ++v)
         for (int i = 0; i < S::L; ++i) {
-          const int64_t token = panel_token0 + token_of_lane<S>(half * 4 + v, i);
+          const int64_t token = panel_token0 + token_of_lane<S>(half * 4 + V0 + v, i);
           if (token < p.m) static_cast<int32_t*>(p.y)[token * p.ldy + n0 + r] = sums[r][v][i];
         }
     return;
   }
-  const int64_t lane_base = (panel - panels.first) * kS8PanelTokens + half * kLanes;
+  const int64_t lane_base = (panel - panels.first) * kS8PanelTokens<S> + half * kLanes;
   const Epilogue& e = p.epilogue;
   for (int r = 0; r < rows; ++r) {
     const typename F::V scale = F::set1(p.w_scale[n0 + r]);
     const typename F::V bias = F::set1(e.bias ? e.bias[n0 + r] : 0.0f);
     const V row_sum = S::set1_32(p.w_row_sum[n0 + r]);
-    float* out = stage + r * kLanes;
-    for (int v = 0; v < 4; ++v) {
-      const V zp = S::load(panels.lane_zp + lane_base + v * S::L);
+    float* out = stage + r * kLanes + V0 * S::L;
+    for (int v = 0; v < NV; ++v) {
+      const V zp = S::load(panels.lane_zp + lane_base + (V0 + v) * S::L);
       typename F::V f = S::to_float(S::sub32(S::load(sums[r][v]), S::mul32(zp, row_sum)));
-      f = F::fma(f, F::mul(F::load(panels.lane_scale + lane_base + v * S::L), scale), bias);
+      f = F::fma(f, F::mul(F::load(panels.lane_scale + lane_base + (V0 + v) * S::L), scale), bias);
       F::store(out + v * S::L, activate<F>(f, e.activation));
     }
   }
@@ -386,8 +401,8 @@ template <class S>
 void store_staged(const SpmmS8Problem& p, const float* stage, int64_t token0, int64_t c0, int channels) {
   using F = typename S::F;
   constexpr int kLanes = 4 * S::L;
-  const int half = static_cast<int>(token0 % kS8PanelTokens) / kLanes;
-  const int64_t panel_token0 = token0 - token0 % kS8PanelTokens;
+  const int half = static_cast<int>(token0 % kS8PanelTokens<S>) / kLanes;
+  const int64_t panel_token0 = token0 - token0 % kS8PanelTokens<S>;
   const Epilogue& e = p.epilogue;
   if (channels == S::L && token0 + kLanes <= p.m && !e.residual && p.output == S8Output::f32) {
     float* y = static_cast<float*>(p.y) + panel_token0 * p.ldy + c0;  // the common case, without checks
@@ -415,7 +430,18 @@ void store_staged(const SpmmS8Problem& p, const float* stage, int64_t token0, in
 // schedule's unit is a group of block rows covering S::L channels, so their
 // results leave through whole-vector stores (one per token) instead of
 // R-channel pieces.
-template <class S, int RP>
+template <class S, int NV, int R>
+void quad_rows(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, int64_t br, int row0, float* stage) {
+  if constexpr (NV == 4) {
+    quad_tile<S, R>(p, panels, token0, br, row0, stage);
+  } else {
+    quad_tile<S, R, 2, 0>(p, panels, token0, br, row0, stage);
+    quad_tile<S, R, 2, 2>(p, panels, token0, br, row0, stage);
+  }
+}
+
+// NV: vectors of the tile per pass, 4 or 2 (see quad_tile).
+template <class S, int RP, int NV = 4>
 void run_quads(const SpmmS8Problem& p) {
   const QuadPackedS8& w = *p.quads;
   constexpr int64_t kTileTokens = 4 * S::L;
@@ -423,8 +449,8 @@ void run_quads(const SpmmS8Problem& p) {
   TileSchedule s;
   s.tokens = p.m;
   s.tokens_per_tile = kTileTokens;
-  s.tokens_per_panel = kS8PanelTokens;
-  s.panel_bytes = w.k * kS8PanelTokens;
+  s.tokens_per_panel = kS8PanelTokens<S>;
+  s.panel_bytes = w.k * kS8PanelTokens<S>;
   s.block_rows = (w.block_rows + rows_per_group - 1) / rows_per_group;
   s.weight_bytes = static_cast<int64_t>(w.values.size() + w.cols.size() * sizeof(int32_t));
   s.threads = p.threads > 0 ? p.threads : default_num_threads();
@@ -441,10 +467,12 @@ void run_quads(const SpmmS8Problem& p) {
           float* rows = stage + (br - row_group * rows_per_group) * w.rows * kTileTokens;
           // Passes of RP rows, then of 2 and 1 for what is left (R < RP).
           int row0 = 0;
-          for (; row0 + RP <= w.rows; row0 += RP) quad_tile<S, RP>(p, panels, token0, br, row0, rows + row0 * kTileTokens);
+          for (; row0 + RP <= w.rows; row0 += RP)
+            quad_rows<S, NV, RP>(p, panels, token0, br, row0, rows + row0 * kTileTokens);
           if constexpr (RP > 2)
-            for (; row0 + 2 <= w.rows; row0 += 2) quad_tile<S, 2>(p, panels, token0, br, row0, rows + row0 * kTileTokens);
-          for (; row0 < w.rows; ++row0) quad_tile<S, 1>(p, panels, token0, br, row0, rows + row0 * kTileTokens);
+            for (; row0 + 2 <= w.rows; row0 += 2)
+              quad_rows<S, NV, 2>(p, panels, token0, br, row0, rows + row0 * kTileTokens);
+          for (; row0 < w.rows; ++row0) quad_rows<S, NV, 1>(p, panels, token0, br, row0, rows + row0 * kTileTokens);
           if (p.output != S8Output::s32 && w.rows > S::L) {  // wider than a vector: S::L-channel pieces
             for (int c = 0; c < w.rows && br * w.rows + c < w.n; c += S::L)
               store_staged<S>(p, rows + c * kTileTokens, token0, br * w.rows + c,
