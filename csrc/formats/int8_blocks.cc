@@ -33,7 +33,37 @@ QuantizedWeightsS8 quantize_weights_per_channel(const float* w, int64_t n, int64
 }
 
 size_t QuadPackedS8::packed_bytes() const {
-  return values.size() + cols.size() * sizeof(int32_t) + row_ptr.size() * sizeof(int64_t);
+  return values.size() + pairs.size() * sizeof(int16_t) + cols.size() * sizeof(int32_t) +
+         row_ptr.size() * sizeof(int64_t);
+}
+
+void widen_to_pairs(QuadPackedS8& w) {
+  w.pairs.resize(w.values.size());
+  for (size_t d = 0; d < w.values.size(); d += 4) {
+    const int8_t* v = w.values.data() + d;
+    int16_t* out = w.pairs.data() + d;
+    out[0] = v[0];
+    out[1] = v[2];
+    out[2] = v[1];
+    out[3] = v[3];
+  }
+  w.values = AlignedBuffer<int8_t>();
+}
+
+void widen_to_pairs(ChannelPackedS8& w) {
+  w.pairs.resize(w.values.size());
+  for (size_t group = 0; group < w.values.size(); group += 64) {  // 16 channels x 4 inputs
+    const int8_t* v = w.values.data() + group;
+    int16_t* even = w.pairs.data() + group;
+    int16_t* odd = even + 32;
+    for (int c = 0; c < 16; ++c) {
+      even[2 * c] = v[4 * c];
+      even[2 * c + 1] = v[4 * c + 2];
+      odd[2 * c] = v[4 * c + 1];
+      odd[2 * c + 1] = v[4 * c + 3];
+    }
+  }
+  w.values = AlignedBuffer<int8_t>();
 }
 
 QuadPackedS8 pack_column_quads(const int8_t* w, int64_t n, int64_t k, int rows, int block_cols) {

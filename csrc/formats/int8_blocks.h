@@ -34,6 +34,9 @@ struct QuadPackedS8 {
   std::vector<int64_t> row_ptr;       // quads of block row i: [row_ptr[i], row_ptr[i+1])
   std::vector<int32_t> cols;          // 4 per quad
   AlignedBuffer<int8_t> values;       // per quad, R dwords: values[(q * R + r) * 4 + slot]
+  // Or, for kernels without a u8 x s8 dot product (widen_to_pairs), the same
+  // dwords as int16 (w0, w2, w1, w3); values is then empty.
+  AlignedBuffer<int16_t> pairs;
   size_t packed_bytes() const;
 };
 
@@ -47,10 +50,20 @@ struct ChannelPackedS8 {
   int64_t k_groups = 0;        // ceil(k / 4)
   int64_t channel_blocks = 0;  // ceil(n / 16)
   AlignedBuffer<int8_t> values;  // [channel_blocks][k_groups][16][4]
-  size_t packed_bytes() const { return values.size(); }
+  // Or (widen_to_pairs) [channel_blocks][k_groups][even, odd][16][2] int16: the
+  // (w0, w2) and (w1, w3) pairs of each channel's dword; values is then empty.
+  AlignedBuffer<int16_t> pairs;
+  size_t packed_bytes() const { return values.size() + pairs.size() * sizeof(int16_t); }
 };
 
 ChannelPackedS8 pack_channel_groups(const int8_t* w, int64_t n, int64_t k);
+
+// The weights as sign-extended 16-bit pairs, for kernels that multiply with
+// vpmaddwd (AVX2 without VNNI): a load or 32-bit broadcast gives the operand
+// ready, where widening the bytes in the loop costs three instructions per
+// weight vector. Twice the bytes; the int8 values are released.
+void widen_to_pairs(QuadPackedS8& w);
+void widen_to_pairs(ChannelPackedS8& w);
 
 // Σ_k w[n, k] per output channel: the zero-point compensation of u8 activations.
 std::vector<int32_t> row_sums(const int8_t* w, int64_t n, int64_t k);

@@ -10,6 +10,7 @@ namespace sparsecpu {
 namespace {
 
 struct Avx2S8 : Avx2S8Base {
+  static constexpr bool kPairs = true;  // weights arrive widened (widen_to_pairs)
   struct A {  // u8 bytes 0, 2 and 1, 3 of each dword, zero-extended to 16 bits
     __m256i even, odd;
   };

@@ -8,6 +8,7 @@ namespace sparsecpu {
 namespace {
 
 struct Avx512VnniS8 {
+  static constexpr bool kPairs = false;
   using F = Avx512F32;
   using V = __m512i;
   using A = __m512i;  // u8 operand, used as is

@@ -75,40 +75,53 @@ inline uint8_t quantize_value(float x, float inv, float zp) {
 // ---- dense: channel groups ---------------------------------------------------
 
 // Quantized rows [first, first + count) of the call's tokens, row-major with
-// k rounded up to 4 (zero padding), and their quantization.
+// k rounded up to 4 (zero padding), and their quantization. Pairs rows hold
+// each group of 4 as uint16 (a0, a2, a1, a3): a 32-bit broadcast is then the
+// even or odd operand of vpmaddwd as it stands.
 struct S8Rows {
   const uint8_t* data;
   const TokenQuantization* quant;
   int64_t first;
   int64_t ld;
-  const uint8_t* row(int64_t token) const { return data + (token - first) * ld; }
+  const uint8_t* row(int64_t token) const { return data + (token - first) * ld; }  // ld in bytes
   const TokenQuantization& q(int64_t token) const { return quant[token - first]; }
 };
 
-template <class S>
+template <class S, bool Pairs = false>
 S8Rows quantize_rows(const SpmmS8Problem& p, uint64_t call_id, int64_t group, int64_t first, int64_t count) {
   thread_local PanelCache<uint8_t> rows;
   thread_local PanelCache<TokenQuantization> quant;
-  const int64_t k = p.k(), ld = (k + 3) / 4 * 4;
-  if (p.x_u8 && ld == p.ldx)  // given u8 rows already have the layout
+  thread_local AlignedBuffer<uint8_t> bytes;  // one row before widening (Pairs)
+  const int64_t k = p.k(), ld = (k + 3) / 4 * 4, ld_bytes = Pairs ? 2 * ld : ld;
+  if (!Pairs && p.x_u8 && ld == p.ldx)  // given u8 rows already have the layout
     return S8Rows{p.x_u8 + first * p.ldx, nullptr, first, ld};
-  if (rows.claim(call_id, group, static_cast<size_t>(count * ld))) {
+  if (rows.claim(call_id, group, static_cast<size_t>(count * ld_bytes))) {
     quant.claim(call_id, group, static_cast<size_t>(count));
+    if (Pairs) bytes.reserve_discarding(static_cast<size_t>(ld));
     for (int64_t i = 0; i < count; ++i) {
-      uint8_t* dst = rows.data.data() + i * ld;
+      uint8_t* dst = Pairs ? bytes.data() : rows.data.data() + i * ld;
       std::memset(dst + k, 0, static_cast<size_t>(ld - k));
       if (p.x_u8) {
         std::memcpy(dst, p.x_u8 + (first + i) * p.ldx, static_cast<size_t>(k));
         quant.data[i] = TokenQuantization{1.0f, 0};
-        continue;
+      } else {
+        const float* x = p.x_f32 + (first + i) * p.ldx;
+        const TokenQuantization t = quantize_stats<S>(x, k);
+        quant.data[i] = t;
+        S::quantize_row(x, k, 1.0f / t.scale, static_cast<float>(t.zero_point), dst);
       }
-      const float* x = p.x_f32 + (first + i) * p.ldx;
-      const TokenQuantization t = quantize_stats<S>(x, k);
-      quant.data[i] = t;
-      S::quantize_row(x, k, 1.0f / t.scale, static_cast<float>(t.zero_point), dst);
+      if constexpr (Pairs) {
+        uint16_t* pairs = reinterpret_cast<uint16_t*>(rows.data.data() + i * ld_bytes);
+        for (int64_t j = 0; j < ld; j += 4) {
+          pairs[j] = dst[j];
+          pairs[j + 1] = dst[j + 2];
+          pairs[j + 2] = dst[j + 1];
+          pairs[j + 3] = dst[j + 3];
+        }
+      }
     }
   }
-  return S8Rows{rows.data.data(), p.x_u8 ? nullptr : quant.data.data(), first, ld};
+  return S8Rows{rows.data.data(), p.x_u8 ? nullptr : quant.data.data(), first, ld_bytes};
 }
 
 // The last step of every float epilogue: y[token][c0 .. c0 + lanes) = v +
@@ -180,20 +193,41 @@ void dense_tile(const SpmmS8Problem& p, const S8Rows& rows, int64_t token0, int 
   using V = typename S::V;
   constexpr int kPerBlock = 16 / S::L;
   const ChannelPackedS8& w = *p.channels;
+  // Vector v's weights of group g: 4 bytes per channel at wv[v] + g * 64, or
+  // (S::kPairs) the even and odd 16-bit pairs at wp[v] + g * 64 and + 32.
   const int8_t* wv[WV];
-  for (int v = 0; v < WV; ++v)
-    wv[v] = w.values.data() + (cb0 + v / kPerBlock) * w.k_groups * 64 + (v % kPerBlock) * S::L * 4;
+  const int16_t* wp[WV];
+  for (int v = 0; v < WV; ++v) {
+    const int64_t group0 = (cb0 + v / kPerBlock) * w.k_groups * 64;
+    if constexpr (S::kPairs)
+      wp[v] = w.pairs.data() + group0 + (v % kPerBlock) * S::L * 2;
+    else
+      wv[v] = w.values.data() + group0 + (v % kPerBlock) * S::L * 4;
+  }
   const uint8_t* xr[T];
-  for (int t = 0; t < T; ++t) xr[t] = rows.row(token0 + std::min(t, tokens - 1));
+  const uint16_t* xp[T];  // the same rows as pairs (S::kPairs)
+  for (int t = 0; t < T; ++t) {
+    xr[t] = rows.row(token0 + std::min(t, tokens - 1));
+    xp[t] = reinterpret_cast<const uint16_t*>(xr[t]);
+  }
 
   V acc[WV][T];
   for (int v = 0; v < WV; ++v)
     for (int t = 0; t < T; ++t) acc[v][t] = S::zero();
   for (int64_t g = 0; g < w.k_groups; ++g) {
     typename S::B b[WV];
-    for (int v = 0; v < WV; ++v) b[v] = S::prep_b(S::load(wv[v] + g * 64));
+    for (int v = 0; v < WV; ++v) {
+      if constexpr (S::kPairs)
+        b[v] = {S::load(wp[v] + g * 64), S::load(wp[v] + g * 64 + 32)};
+      else
+        b[v] = S::prep_b(S::load(wv[v] + g * 64));
+    }
     for (int t = 0; t < T; ++t) {
-      const typename S::A a = S::prep_a(S::bcast32(xr[t] + g * 4));
+      typename S::A a;
+      if constexpr (S::kPairs)
+        a = {S::bcast32(xp[t] + g * 4), S::bcast32(xp[t] + g * 4 + 2)};
+      else
+        a = S::prep_a(S::bcast32(xr[t] + g * 4));
       for (int v = 0; v < WV; ++v) acc[v][t] = S::dot(acc[v][t], a, b[v]);
     }
   }
@@ -209,7 +243,7 @@ void dense_tile(const SpmmS8Problem& p, const S8Rows& rows, int64_t token0, int 
 // activations, for any weights stored in blocks of 16 channels:
 // tile(rows, token0, tokens, cb0) runs WV * S::L / 16 blocks from cb0;
 // tail(rows, token0, tokens, cb) one block.
-template <class S, int WV, int T, class Tile, class Tail>
+template <class S, int WV, int T, bool PairRows, class Tile, class Tail>
 void run_channel_tiles(const SpmmS8Problem& p, int64_t channel_blocks, int64_t weight_bytes, const Tile& tile,
                        const Tail& tail) {
   static_assert(WV * S::L % 16 == 0, "a channel tile covers whole channel blocks");
@@ -218,14 +252,14 @@ void run_channel_tiles(const SpmmS8Problem& p, int64_t channel_blocks, int64_t w
   s.tokens = p.m;
   s.tokens_per_tile = T;
   s.tokens_per_panel = 1;
-  s.panel_bytes = (p.k() + 3) / 4 * 4;
+  s.panel_bytes = (p.k() + 3) / 4 * 4 * (PairRows ? 2 : 1);
   s.block_rows = (channel_blocks + kBlocksPerTile - 1) / kBlocksPerTile;
   s.weight_bytes = weight_bytes;
   s.threads = p.threads > 0 ? p.threads : default_num_threads();
   for_each_tile(
       s,
       [&](uint64_t call_id, int64_t group, int64_t first, int64_t count) {
-        return quantize_rows<S>(p, call_id, group, first, count);
+        return quantize_rows<S, PairRows>(p, call_id, group, first, count);
       },
       [&](const S8Rows& rows, int64_t tile_index, int64_t br) {
         const int64_t token0 = tile_index * T;
@@ -242,8 +276,8 @@ void run_channel_tiles(const SpmmS8Problem& p, int64_t channel_blocks, int64_t w
 template <class S, int WV, int T>
 void run_dense(const SpmmS8Problem& p) {
   const ChannelPackedS8& w = *p.channels;
-  run_channel_tiles<S, WV, T>(
-      p, w.channel_blocks, static_cast<int64_t>(w.values.size()),
+  run_channel_tiles<S, WV, T, S::kPairs>(
+      p, w.channel_blocks, static_cast<int64_t>(w.packed_bytes()),
       [&](const S8Rows& rows, int64_t token0, int tokens, int64_t cb0) {
         dense_tile<S, WV, T>(p, rows, token0, tokens, cb0);
       },
@@ -334,12 +368,13 @@ void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, i
   const uint8_t* x = panels.data + (panel - panels.first) * panels.panel_bytes + half * kLanes;
   const int64_t q0 = w.row_ptr[br], q1 = w.row_ptr[br + 1];
   const int32_t* cols = w.cols.data() + q0 * 4;
-  const int8_t* wq = w.values.data() + q0 * R * 4 + row0 * 4;
+  const int8_t* wq = S::kPairs ? nullptr : w.values.data() + q0 * R * 4 + row0 * 4;
+  const int16_t* wp = S::kPairs ? w.pairs.data() + q0 * R * 4 + row0 * 4 : nullptr;
 
   V acc[RP][NV];
   for (int r = 0; r < RP; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = S::zero();
-  for (int64_t q = q0; q < q1; ++q, cols += 4, wq += R * 4) {
+  for (int64_t q = q0; q < q1; ++q, cols += 4) {
     const V a = S::load(x + static_cast<int64_t>(cols[0]) * kS8PanelTokens<S>);
     const V b = S::load(x + static_cast<int64_t>(cols[1]) * kS8PanelTokens<S>);
     const V c = S::load(x + static_cast<int64_t>(cols[2]) * kS8PanelTokens<S>);
@@ -356,9 +391,17 @@ void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, i
       quad[NV - 1] = S::prep_a(S::unpackhi16(ab_hi, cd_hi));
     }
     for (int r = 0; r < RP; ++r) {
-      const typename S::B wr = S::prep_b(S::bcast32(wq + r * 4));
+      typename S::B wr;
+      if constexpr (S::kPairs)
+        wr = {S::bcast32(wp + r * 4), S::bcast32(wp + r * 4 + 2)};
+      else
+        wr = S::prep_b(S::bcast32(wq + r * 4));
       for (int v = 0; v < NV; ++v) acc[r][v] = S::dot(acc[r][v], quad[v], wr);
     }
+    if constexpr (S::kPairs)
+      wp += R * 4;
+    else
+      wq += R * 4;
   }
 
   alignas(64) int32_t sums[RP][NV][S::L];  // one unrolled store (see spmm_f32_tiles.h)
@@ -452,7 +495,7 @@ void run_quads(const SpmmS8Problem& p) {
   s.tokens_per_panel = kS8PanelTokens<S>;
   s.panel_bytes = w.k * kS8PanelTokens<S>;
   s.block_rows = (w.block_rows + rows_per_group - 1) / rows_per_group;
-  s.weight_bytes = static_cast<int64_t>(w.values.size() + w.cols.size() * sizeof(int32_t));
+  s.weight_bytes = static_cast<int64_t>(w.packed_bytes());
   s.threads = p.threads > 0 ? p.threads : default_num_threads();
   for_each_tile(
       s,
