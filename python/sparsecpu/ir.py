@@ -187,6 +187,21 @@ class Activation:
 Node = Union[Embeddings, Linear, Attention, LayerNorm, Add, Activation]
 
 
+def value_widths(nodes: List[Node]) -> Dict[str, int]:
+    """The width of every value the nodes write (each node after those it reads)."""
+    widths: Dict[str, int] = {}
+    for node in nodes:
+        if isinstance(node, Embeddings):
+            widths[node.output] = int(node.word.shape[1])
+        elif isinstance(node, Linear):
+            widths[node.output] = int(node.weight.shape[0])
+        elif isinstance(node, Attention):
+            widths[node.output] = node.heads * node.head_dim
+        else:  # LayerNorm, Add, Activation keep their input's width
+            widths[node.output] = widths[node.inputs[0]]
+    return widths
+
+
 @dataclass
 class Graph:
     nodes: List[Node]

@@ -7,26 +7,18 @@ from typing import Dict, List, Tuple
 import numpy as np
 
 from .._native import core
-from ..ir import Attention, Embeddings, Graph, LayerNorm, Linear, QuantizedRows, dense_weight
+from ..ir import Attention, Embeddings, Graph, LayerNorm, Linear, QuantizedRows, dense_weight, value_widths
 from ..patterns import weight_layout
 from .formats import LayerFormat
 
 
-def value_widths(graph: Graph) -> Dict[str, int]:
-    widths: Dict[str, int] = {}
+def fused_widths(graph: Graph) -> Dict[str, int]:
+    """value_widths of a graph whose every node has a kernel (Add and Activation fused away)."""
     for node in graph.nodes:
-        if isinstance(node, Embeddings):
-            widths[node.output] = int(node.word.shape[1])
-        elif isinstance(node, Linear):
-            widths[node.output] = int(node.weight.shape[0])
-        elif isinstance(node, Attention):
-            widths[node.output] = node.heads * node.head_dim
-        elif isinstance(node, LayerNorm):
-            widths[node.output] = widths[node.input]
-        else:
+        if not isinstance(node, (Embeddings, Linear, Attention, LayerNorm)):
             raise ValueError(f"{graph.source}: node '{node.name}' ({type(node).__name__}) has no kernel; "
                              "it should have been fused by the compiler passes")
-    return widths
+    return value_widths(graph.nodes)
 
 
 def make_linear(linear: Linear, fmt: LayerFormat, dtype: str):
@@ -42,7 +34,7 @@ def make_linear(linear: Linear, fmt: LayerFormat, dtype: str):
 
 def lower(graph: Graph, formats: Dict[str, LayerFormat], dtype: str) -> Tuple["core.Plan", List[dict]]:
     """Returns the Plan and, per linear layer, what it runs (for summaries)."""
-    widths = value_widths(graph)
+    widths = fused_widths(graph)
     last_use: Dict[str, int] = {}
     for i, node in enumerate(graph.nodes):
         for value in node.inputs:

@@ -28,7 +28,7 @@ from typing import Dict, List, Optional, Tuple
 
 import numpy as np
 
-from ..ir import Activation, Add, Attention, Embeddings, Graph, LayerNorm, Linear
+from ..ir import Activation, Add, Attention, Embeddings, Graph, LayerNorm, Linear, value_widths
 
 
 class OnnxGraphError(ValueError):
@@ -215,16 +215,7 @@ class _Mapper:
         return graph
 
     def widths_of_hidden_states(self) -> Dict[str, int]:
-        width: Dict[str, int] = {}
-        for n in self.nodes:
-            if isinstance(n, Embeddings):
-                width[n.output] = int(n.word.shape[1])
-            elif isinstance(n, Linear):
-                width[n.output] = int(n.weight.shape[0])
-            elif isinstance(n, Attention):
-                width[n.output] = n.heads * n.head_dim
-            else:
-                width[n.output] = width.get(n.inputs[0], 0)
+        width = value_widths(self.nodes)
         return {tensor: width[value] for tensor, value in self.values.items() if width.get(value)}
 
     def check_inputs(self):
