@@ -342,3 +342,35 @@ def test_a_sequence_of_padding_only_gets_what_the_file_gives(name, fill, rng):
     expected = session(model).run(None, {"input_ids": ids, "attention_mask": mask})[0]
     out = sc.compile(model)(input_ids=ids, attention_mask=mask)["last_hidden_state"]
     assert np.abs(out - expected).max() < 1e-3
+
+
+def test_exports_with_a_tiny_position_table_compile(tmp_path, rng):
+    """RoBERTa with 8 positions (6 usable): the probes and the onnxruntime check stay inside the table."""
+    torch = pytest.importorskip("torch")
+    transformers = pytest.importorskip("transformers")
+    torch.manual_seed(0)
+    config = transformers.RobertaConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                        intermediate_size=32, max_position_embeddings=8)
+    encoder = transformers.RobertaModel(config).eval()
+
+    class LastHiddenState(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.encoder = encoder
+
+        def forward(self, input_ids, attention_mask):
+            return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+
+    ids = torch.randint(3, 64, (2, 5))
+    path = str(tmp_path / "tiny_positions.onnx")
+    axes = {0: "batch", 1: "sequence"}
+    torch.onnx.export(LastHiddenState().eval(), (ids, torch.ones_like(ids)), path,
+                      input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
+                      dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
+                      opset_version=17, dynamo=False)
+    model = sc.compile(path)
+    ids, mask = padded_inputs(2, 6, rng, pad_id=1)
+    ids %= 64
+    ids[mask == 0] = 1
+    expected = session(path).run(None, {"input_ids": ids, "attention_mask": mask})[0]
+    assert np.abs(model(input_ids=ids, attention_mask=mask)["last_hidden_state"] - expected).max() < 1e-3

@@ -227,3 +227,13 @@ def test_edited_headers_with_valid_checksums_give_clear_errors(models, tmp_path)
             except ValueError:
                 outcomes["refused"] += 1
     assert outcomes["refused"] > 100
+
+
+@pytest.mark.skipif(os.name != "posix" or os.geteuid() == 0, reason="POSIX permissions, not as root")
+def test_a_read_only_target_is_not_replaced(models, tmp_path):
+    target = tmp_path / "m.sparsecpu"
+    models["fp32"].save(target)
+    os.chmod(target, 0o444)
+    with pytest.raises(PermissionError, match="not writable; not replaced"):
+        models["int8"].save(target)
+    assert sc.load(target).dtype == "fp32"

@@ -17,22 +17,18 @@ def write_beside(path: str, write: Callable[[str], None]) -> None:
     folder, name = os.path.split(path)
     if os.path.isdir(path):
         raise IsADirectoryError(f"{path}: is a folder; expected a file path")
+    if os.path.exists(path) and not os.access(path, os.W_OK):
+        raise PermissionError(f"{path}: not writable; not replaced")
     staging = tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=folder)
     try:
         write(os.path.join(staging, name))
-        written = sorted(os.listdir(staging), key=lambda f: f == name)  # the file itself last
+        # The file itself last: each rename is atomic, the pair is not (a crash in between leaves
+        # the new companion beside the old file).
+        written = sorted(os.listdir(staging), key=lambda f: f == name)
         for file in written:
             target = os.path.join(folder, file)
-            os.chmod(os.path.join(staging, file), _mode_for(target))
+            if os.path.exists(target):  # else the staged file has what open() gave it already
+                os.chmod(os.path.join(staging, file), stat.S_IMODE(os.stat(target).st_mode))
             os.replace(os.path.join(staging, file), target)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-
-
-def _mode_for(target: str) -> int:
-    try:
-        return stat.S_IMODE(os.stat(target).st_mode)
-    except FileNotFoundError:
-        umask = os.umask(0)
-        os.umask(umask)
-        return 0o666 & ~umask

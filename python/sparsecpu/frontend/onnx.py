@@ -92,13 +92,20 @@ def _with_deep_recursion(fn, nodes: int):
         limit, old_stack = sys.getrecursionlimit(), threading.stack_size()
         try:
             sys.setrecursionlimit(max(limit, needed))
-            threading.stack_size(max(old_stack, min(1 << 30, 64 * 1024 * needed)))
-            worker = threading.Thread(target=run, name="sparsecpu-onnx-reader")
-            worker.start()
+            try:  # a few KiB of C stack per frame is plenty (Python 3.11+ uses none for Python calls)
+                threading.stack_size(max(old_stack, min(256 << 20, 4096 * needed)))
+                worker = threading.Thread(target=run, name="sparsecpu-onnx-reader")
+                worker.start()
+            except (RuntimeError, ValueError):  # no thread that large here: read in this one
+                worker = None
+            finally:
+                threading.stack_size(old_stack)
+            if worker is None:
+                run()
+            else:
+                worker.join()
         finally:
-            threading.stack_size(old_stack)
-        worker.join()
-        sys.setrecursionlimit(limit)
+            sys.setrecursionlimit(limit)
     if failure:
         raise failure[0]
     return result[0]
@@ -203,14 +210,16 @@ class _Mapper:
             raise OnnxGraphError(f"{self.source}: no self-attention found on the path to the output")
         self.check_inputs()
         self.hidden_widths = self.widths_of_hidden_states()
-        fills = {mask: self.check_key_padding_mask(node, mask, source) for mask, (node, source) in self.masks.items()}
+        positions = int(embeddings[0].position.shape[0])
+        fills = {mask: self.check_key_padding_mask(node, mask, source, positions)
+                 for mask, (node, source) in self.masks.items()}
         for attention, mask in self.attention_masks:
-            attention.all_masked = _all_masked_behaviour(fills[mask])
+            attention.all_masked = _all_masked_behaviour(*fills[mask])
         graph = Graph(self.nodes, output=out, output_name=self.outputs[0], source=self.source,
                       config={"family": "onnx", "hidden_size": hidden, "layers": len(attentions),
                               "heads": attentions[0].heads, "vocab_size": int(embeddings[0].word.shape[0]),
                               "max_positions": int(embeddings[0].position.shape[0]),
-                              "input_names": dict(self.roles), "sample_shape": self.probe_shape()})
+                              "input_names": dict(self.roles), "sample_shape": self.probe_shape(positions - 2)})
         graph.check()
         return graph
 
@@ -465,9 +474,10 @@ class _Mapper:
         qk = self.producer.get(self.strip_scale(tensor)[0])
         return qk is not None and qk.op_type == "MatMul" and not any(i in self.consts for i in qk.input)
 
-    def check_key_padding_mask(self, node, mask: str, source: str) -> float:
-        """The fill added to masked keys (the least negative, -inf when all are)."""
-        batch, seq = self.probe_shape()
+    def check_key_padding_mask(self, node, mask: str, source: str, positions: int) -> Tuple[float, bool]:
+        """The fill added to masked keys (the least negative, -inf when all are), and whether it
+        swallows the scores in the mask's own precision."""
+        batch, seq = self.probe_shape(positions - 2)
         sample = np.ones((batch, seq), np.int64)
         for b in range(batch):
             if b % 2 == 1 or batch == 1:
@@ -490,11 +500,15 @@ class _Mapper:
         if dropped.size and not (dropped <= _MASKED_AT_MOST).all():
             self.fail(node, f"the attention mask built from '{source}' adds {float(dropped.max()):g} to masked "
                             f"keys; sparsecpu excludes masked keys, which needs {_MASKED_AT_MOST:g} or less")
-        return float(dropped.max()) if dropped.size else -np.inf
+        if not dropped.size:
+            return -np.inf, True
+        fill = dropped.max()
+        return float(fill), bool(fill + fill.dtype.type(8) == fill)  # a score of 8 lost beside it
 
-    def probe_shape(self) -> Tuple[int, int]:
-        """(batch, seq) for sample inputs: the export's own when it fixed them, else small ones."""
-        batch, seq = 2, 7
+    def probe_shape(self, positions: Optional[int] = None) -> Tuple[int, int]:
+        """(batch, seq) for sample inputs: the export's own when it fixed them, else small ones
+        (at most `positions` long, so a tiny position table is not overrun)."""
+        batch, seq = 2, 7 if positions is None else max(2, min(7, positions))
         for _, dims in self.input_types.values():
             if len(dims) == 2:
                 batch = dims[0] or batch
@@ -595,7 +609,7 @@ class _Mapper:
         # Computed indices (position ids, a buffer of zero token types): what they are is read off
         # their values for sample input ids, computed by onnx's reference evaluator.
         for g, table in [(g, t) for g, t in tables if all(g is not e[0] for e in indexed)]:
-            kind, padding_idx = self.index_kind(g, word[2])
+            kind, padding_idx = self.index_kind(g, word[2], int(word[1].shape[0]))
             if kind == "zeros" and token_type is None:
                 token_type = (g, table, None)
             elif kind in ("absolute", "after_padding") and position is None:
@@ -641,13 +655,14 @@ class _Mapper:
             node = self.producer.get(tensor)
         return tensor
 
-    def index_kind(self, gather, ids_input: str) -> Tuple[str, int]:
+    def index_kind(self, gather, ids_input: str, vocab: int) -> Tuple[str, int]:
         """("absolute", 0) for positions 0..S-1, ("after_padding", p) for RoBERTa's p + running count of
         non-padding tokens, ("zeros", 0) for all zeros, else ("other", 0). Sample ids come from the top
-        half of the vocabulary, then the bottom: one of the two holds no padding id."""
-        batch, seq = self.probe_shape()
+        half of the (word) vocabulary, then the bottom: one of the two holds no padding id."""
+        rows = int(self.const(gather.input[0]).shape[0])
+        batch, seq = self.probe_shape(rows - 2)  # RoBERTa's positions start after its padding index
         rng = np.random.default_rng(0)
-        vocab = max(8, int(self.const(gather.input[0]).shape[0]))
+        vocab = max(4, vocab)
         kind = ("other", 0)
         for low, high in ((vocab // 2, vocab), (2, vocab // 2)):
             kind = self.index_kind_for(gather, ids_input, rng.integers(low, high, (batch, seq)))
@@ -726,13 +741,14 @@ class _Mapper:
         return None
 
 
-def _all_masked_behaviour(fill: float) -> str:
+def _all_masked_behaviour(fill: float, swallows_scores: bool) -> str:
     """What a sequence with every key masked gets from softmax(scores + fill): -inf gives NaN, which the
     exporters that use it replace by 0 (left NaN, we give 0 too); a fill so large that scores vanish
-    beside it, equal weights; a moderate one (-10000) shifts every score alike: softmax over all keys."""
+    beside it (in the mask's precision), equal weights; a moderate one (-10000 in fp32) shifts every
+    score alike: softmax over all keys."""
     if np.isneginf(fill):
         return "zeros"
-    return "all_keys" if fill > -1e6 else "average"
+    return "average" if swallows_scores else "all_keys"
 
 
 _FLOAT_TYPES = (1, 10, 11)   # TensorProto FLOAT, FLOAT16, DOUBLE
