@@ -6,7 +6,7 @@
 // bytes are broadcast as a dword. Activations stay row-major.
 //
 // Block patterns (column quads): vectors run over tokens. Activations are
-// quantized into k-major u8 panels of 64 tokens; for each quad the four
+// quantized into k-major u8 panels of one tile (4 vectors of tokens); for each quad the four
 // input rows are interleaved into dwords (two rounds of byte/word unpacks, in
 // 128-bit lanes) and one dot-product per output row consumes them. The
 // unpacks leave tokens in a fixed lane order; the epilogue undoes it.
@@ -298,10 +298,11 @@ struct S8Panels {
   int64_t panel_bytes;
 };
 
-// Vector u of a 64-token panel (u < 64 / L), lane i holds token token_of_lane(u, i).
+// Vector u (< 4) of a panel, lane i holds token token_of_lane(u, i) of it:
+// the order the quad interleave's unpacks (within 128-bit lanes) leave.
 template <class S>
 constexpr int token_of_lane(int u, int i) {
-  return (u / 4) * (4 * S::L) + 16 * (i / 4) + 4 * (u % 4) + i % 4;
+  return 16 * (i / 4) + 4 * u + i % 4;
 }
 
 template <class S>
@@ -348,8 +349,7 @@ S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t grou
 }
 
 // RP rows of a block row (starting at row0 of the block) x NV of the 4 vectors
-// of tokens of a tile (4 * S::L tokens from token0, a multiple of 4 * S::L
-// within a panel), from vector V0: a tile in two halves (NV = 2) holds half the
+// of tokens of a tile (the panel of 4 * S::L tokens from token0), from vector V0: a tile in two halves (NV = 2) holds half the
 // activation registers, which leaves room for more rows per pass where the dot
 // product needs widened operands (AVX2 without VNNI).
 // f32 and s8 outputs: dequantized, biased, activated results go to `stage`,
@@ -364,8 +364,8 @@ void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, i
   const QuadPackedS8& w = *p.quads;
   const int R = w.rows;
   const int64_t panel = token0 / kS8PanelTokens<S>;
-  const int half = static_cast<int>(token0 % kS8PanelTokens<S>) / kLanes;  // which 4 vectors of the panel
-  const uint8_t* x = panels.data + (panel - panels.first) * panels.panel_bytes + half * kLanes;
+  static_assert(kS8PanelTokens<S> == kLanes, "a panel is one tile");
+  const uint8_t* x = panels.data + (panel - panels.first) * panels.panel_bytes;
   const int64_t q0 = w.row_ptr[br], q1 = w.row_ptr[br + 1];
   const int32_t* cols = w.cols.data() + q0 * 4;
   const int8_t* wq = S::kPairs ? nullptr : w.values.data() + q0 * R * 4 + row0 * 4;
@@ -417,12 +417,12 @@ void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, i
     for (int r = 0; r < rows; ++r)
       for (int v = 0; v < NV; ++v)
         for (int i = 0; i < S::L; ++i) {
-          const int64_t token = panel_token0 + token_of_lane<S>(half * 4 + V0 + v, i);
+          const int64_t token = panel_token0 + token_of_lane<S>(V0 + v, i);
           if (token < p.m) static_cast<int32_t*>(p.y)[token * p.ldy + n0 + r] = sums[r][v][i];
         }
     return;
   }
-  const int64_t lane_base = (panel - panels.first) * kS8PanelTokens<S> + half * kLanes;
+  const int64_t lane_base = (panel - panels.first) * kS8PanelTokens<S>;
   const Epilogue& e = p.epilogue;
   for (int r = 0; r < rows; ++r) {
     const typename F::V scale = F::set1(p.w_scale[n0 + r]);
@@ -444,7 +444,6 @@ template <class S>
 void store_staged(const SpmmS8Problem& p, const float* stage, int64_t token0, int64_t c0, int channels) {
   using F = typename S::F;
   constexpr int kLanes = 4 * S::L;
-  const int half = static_cast<int>(token0 % kS8PanelTokens<S>) / kLanes;
   const int64_t panel_token0 = token0 - token0 % kS8PanelTokens<S>;
   const Epilogue& e = p.epilogue;
   if (channels == S::L && token0 + kLanes <= p.m && !e.residual && p.output == S8Output::f32) {
@@ -453,7 +452,7 @@ void store_staged(const SpmmS8Problem& p, const float* stage, int64_t token0, in
       typename F::V block[S::L];
       for (int c = 0; c < S::L; ++c) block[c] = F::load(stage + c * kLanes + v * S::L);
       F::transpose_square(block);
-      for (int i = 0; i < S::L; ++i) F::store(y + token_of_lane<S>(half * 4 + v, i) * p.ldy, block[i]);
+      for (int i = 0; i < S::L; ++i) F::store(y + token_of_lane<S>(v, i) * p.ldy, block[i]);
     }
     return;
   }
@@ -462,7 +461,7 @@ void store_staged(const SpmmS8Problem& p, const float* stage, int64_t token0, in
     for (int c = 0; c < S::L; ++c) block[c] = c < channels ? F::load(stage + c * kLanes + v * S::L) : F::zero();
     F::transpose_square(block);  // block[i]: the channels of lane i
     for (int i = 0; i < S::L; ++i) {
-      const int64_t token = panel_token0 + token_of_lane<S>(half * 4 + v, i);
+      const int64_t token = panel_token0 + token_of_lane<S>(v, i);
       if (token >= p.m) continue;
       store_output_row<S>(p, block[i], token, c0, channels);
     }
