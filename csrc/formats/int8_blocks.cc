@@ -33,21 +33,7 @@ QuantizedWeightsS8 quantize_weights_per_channel(const float* w, int64_t n, int64
 }
 
 size_t QuadPackedS8::packed_bytes() const {
-  return values.size() + pairs.size() * sizeof(int16_t) + cols.size() * sizeof(int32_t) +
-         row_ptr.size() * sizeof(int64_t);
-}
-
-void widen_to_pairs(QuadPackedS8& w) {
-  w.pairs.resize(w.values.size());
-  for (size_t d = 0; d < w.values.size(); d += 4) {
-    const int8_t* v = w.values.data() + d;
-    int16_t* out = w.pairs.data() + d;
-    out[0] = v[0];
-    out[1] = v[2];
-    out[2] = v[1];
-    out[3] = v[3];
-  }
-  w.values = AlignedBuffer<int8_t>();
+  return values.size() + cols.size() * sizeof(int32_t) + row_ptr.size() * sizeof(int64_t);
 }
 
 void widen_to_pairs(ChannelPackedS8& w) {

@@ -34,9 +34,6 @@ struct QuadPackedS8 {
   std::vector<int64_t> row_ptr;       // quads of block row i: [row_ptr[i], row_ptr[i+1])
   std::vector<int32_t> cols;          // 4 per quad
   AlignedBuffer<int8_t> values;       // per quad, R dwords: values[(q * R + r) * 4 + slot]
-  // Or, for kernels without a u8 x s8 dot product (widen_to_pairs), the same
-  // dwords as int16 (w0, w2, w1, w3); values is then empty.
-  AlignedBuffer<int16_t> pairs;
   size_t packed_bytes() const;
 };
 
@@ -62,7 +59,6 @@ ChannelPackedS8 pack_channel_groups(const int8_t* w, int64_t n, int64_t k);
 // vpmaddwd (AVX2 without VNNI): a load or 32-bit broadcast gives the operand
 // ready, where widening the bytes in the loop costs three instructions per
 // weight vector. Twice the bytes; the int8 values are released.
-void widen_to_pairs(QuadPackedS8& w);
 void widen_to_pairs(ChannelPackedS8& w);
 
 // Σ_k w[n, k] per output channel: the zero-point compensation of u8 activations.

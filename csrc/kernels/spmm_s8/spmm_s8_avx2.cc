@@ -10,7 +10,6 @@ namespace sparsecpu {
 namespace {
 
 struct Avx2S8 : Avx2S8Base {
-  static constexpr bool kPairs = true;  // weights arrive widened (widen_to_pairs)
   struct A {  // u8 bytes 0, 2 and 1, 3 of each dword, zero-extended to 16 bits
     __m256i even, odd;
   };
@@ -27,9 +26,16 @@ struct Avx2S8 : Avx2S8Base {
   }
 };
 
+// The dense kernel takes weights and activation rows already widened to 16-bit
+// pairs (widen_to_pairs; measured 6-17% faster on Zen 3, for twice the weight
+// bytes); the block kernel keeps int8 weights (widened, it measured no faster).
+struct Avx2S8Pairs : Avx2S8 {
+  static constexpr bool kPairs = true;
+};
+
 }  // namespace
 
-void spmm_s8_dense_avx2(const SpmmS8Problem& p) { run_dense<Avx2S8, 2, 4>(p); }
+void spmm_s8_dense_avx2(const SpmmS8Problem& p) { run_dense<Avx2S8Pairs, 2, 4>(p); }
 
 // Half tiles: widened activations of 2 vectors leave registers for 4 rows.
 void spmm_s8_quads_avx2(const SpmmS8Problem& p) { run_quads<Avx2S8, 4, 2>(p); }

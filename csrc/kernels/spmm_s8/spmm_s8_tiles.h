@@ -368,13 +368,13 @@ void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, i
   const uint8_t* x = panels.data + (panel - panels.first) * panels.panel_bytes;
   const int64_t q0 = w.row_ptr[br], q1 = w.row_ptr[br + 1];
   const int32_t* cols = w.cols.data() + q0 * 4;
-  const int8_t* wq = S::kPairs ? nullptr : w.values.data() + q0 * R * 4 + row0 * 4;
-  const int16_t* wp = S::kPairs ? w.pairs.data() + q0 * R * 4 + row0 * 4 : nullptr;
+  static_assert(!S::kPairs, "block weights stay int8");
+  const int8_t* wq = w.values.data() + q0 * R * 4 + row0 * 4;
 
   V acc[RP][NV];
   for (int r = 0; r < RP; ++r)
     for (int v = 0; v < NV; ++v) acc[r][v] = S::zero();
-  for (int64_t q = q0; q < q1; ++q, cols += 4) {
+  for (int64_t q = q0; q < q1; ++q, cols += 4, wq += R * 4) {
     const V a = S::load(x + static_cast<int64_t>(cols[0]) * kS8PanelTokens<S>);
     const V b = S::load(x + static_cast<int64_t>(cols[1]) * kS8PanelTokens<S>);
     const V c = S::load(x + static_cast<int64_t>(cols[2]) * kS8PanelTokens<S>);
@@ -391,17 +391,9 @@ void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, i
       quad[NV - 1] = S::prep_a(S::unpackhi16(ab_hi, cd_hi));
     }
     for (int r = 0; r < RP; ++r) {
-      typename S::B wr;
-      if constexpr (S::kPairs)
-        wr = {S::bcast32(wp + r * 4), S::bcast32(wp + r * 4 + 2)};
-      else
-        wr = S::prep_b(S::bcast32(wq + r * 4));
+      const typename S::B wr = S::prep_b(S::bcast32(wq + r * 4));
       for (int v = 0; v < NV; ++v) acc[r][v] = S::dot(acc[r][v], quad[v], wr);
     }
-    if constexpr (S::kPairs)
-      wp += R * 4;
-    else
-      wq += R * 4;
   }
 
   alignas(64) int32_t sums[RP][NV][S::L];  // one unrolled store (see spmm_f32_tiles.h)
