@@ -292,17 +292,15 @@ def test_every_export_compiles_without_onnxruntime(name, monkeypatch, rng):
     assert np.array_equal(a, b)
 
 
-def test_deep_encoders_compile(tmp_path, rng):
-    """44 layers (38 hit the default recursion limit): the graph is read recursively from its output."""
+def export_random_encoder(kind, path, **config):
+    """A transformers encoder with random weights (no hub), exported by TorchScript with dynamic axes."""
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     torch.manual_seed(0)
-    config = transformers.BertConfig(vocab_size=64, hidden_size=16, num_hidden_layers=44, num_attention_heads=2,
-                                     intermediate_size=32, max_position_embeddings=32)
-    encoder = transformers.BertModel(config).eval()
-    ids = torch.randint(3, 64, (2, 11))
-    path = str(tmp_path / "deep.onnx")
-    axes = {0: "batch", 1: "sequence"}
+    model_class, config_class = {"bert": (transformers.BertModel, transformers.BertConfig),
+                                 "roberta": (transformers.RobertaModel, transformers.RobertaConfig)}[kind]
+    encoder = model_class(config_class(vocab_size=64, hidden_size=16, num_attention_heads=2, intermediate_size=32,
+                                       **config)).eval()
 
     class LastHiddenState(torch.nn.Module):
         def __init__(self):
@@ -312,10 +310,18 @@ def test_deep_encoders_compile(tmp_path, rng):
         def forward(self, input_ids, attention_mask):
             return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
 
-    torch.onnx.export(LastHiddenState().eval(), (ids, torch.ones_like(ids)), path,
+    ids = torch.randint(3, 64, (2, 5))
+    axes = {0: "batch", 1: "sequence"}
+    torch.onnx.export(LastHiddenState().eval(), (ids, torch.ones_like(ids)), str(path),
                       input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
                       dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
                       opset_version=17, dynamo=False)
+    return str(path)
+
+
+def test_deep_encoders_compile(tmp_path, rng):
+    """44 layers (38 hit the default recursion limit): the graph is read recursively from its output."""
+    path = export_random_encoder("bert", tmp_path / "deep.onnx", num_hidden_layers=44, max_position_embeddings=32)
     model = sc.compile(path)
     assert len(model.layers) == 44 * 4
     ids, mask = padded_inputs(2, 9, rng)
@@ -346,28 +352,8 @@ def test_a_sequence_of_padding_only_gets_what_the_file_gives(name, fill, rng):
 
 def test_exports_with_a_tiny_position_table_compile(tmp_path, rng):
     """RoBERTa with 8 positions (6 usable): the probes and the onnxruntime check stay inside the table."""
-    torch = pytest.importorskip("torch")
-    transformers = pytest.importorskip("transformers")
-    torch.manual_seed(0)
-    config = transformers.RobertaConfig(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
-                                        intermediate_size=32, max_position_embeddings=8)
-    encoder = transformers.RobertaModel(config).eval()
-
-    class LastHiddenState(torch.nn.Module):
-        def __init__(self):
-            super().__init__()
-            self.encoder = encoder
-
-        def forward(self, input_ids, attention_mask):
-            return self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
-
-    ids = torch.randint(3, 64, (2, 5))
-    path = str(tmp_path / "tiny_positions.onnx")
-    axes = {0: "batch", 1: "sequence"}
-    torch.onnx.export(LastHiddenState().eval(), (ids, torch.ones_like(ids)), path,
-                      input_names=["input_ids", "attention_mask"], output_names=["last_hidden_state"],
-                      dynamic_axes={"input_ids": axes, "attention_mask": axes, "last_hidden_state": axes},
-                      opset_version=17, dynamo=False)
+    path = export_random_encoder("roberta", tmp_path / "tiny_positions.onnx", num_hidden_layers=1,
+                                 max_position_embeddings=8)
     model = sc.compile(path)
     ids, mask = padded_inputs(2, 6, rng, pad_id=1)
     ids %= 64

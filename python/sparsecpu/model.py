@@ -12,6 +12,14 @@ from .ir import Graph
 _INPUTS = ("input_ids", "attention_mask", "token_type_ids")
 
 
+def checked_num_threads(num_threads) -> Optional[int]:
+    """None (the process default) or an int >= 0 (0 also means the default)."""
+    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
+                                    or num_threads < 0):
+        raise ValueError(f"num_threads must be None or an int >= 0, got {num_threads!r}")
+    return num_threads
+
+
 class CompiledModel:
     """A compiled encoder. ``m(input_ids=..., attention_mask=..., token_type_ids=...)``
     runs the whole model in C++ (the GIL released) and returns

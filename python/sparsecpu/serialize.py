@@ -230,7 +230,7 @@ def loads(data: bytes, where: str = "<bytes>"):
     from .compiler.formats import LayerFormat, stored_share
     from .compiler.lower import lower
     from .ir import Attention, Embeddings, Graph, LayerNorm, Linear, dense_weight
-    from .model import CompiledModel
+    from .model import CompiledModel, checked_num_threads
     from .patterns import parse_pattern
     from .pruning.report import PruneReport
 
@@ -273,11 +273,8 @@ def loads(data: bytes, where: str = "<bytes>"):
             formats[linear.name] = LayerFormat(pattern, float(density), float(stored), 0.0)
         plan, layers = lower(graph, formats, h["dtype"])
         _compress_weights(graph, h["dtype"])
-        threads = h["num_threads"]
-        if threads is not None and (isinstance(threads, bool) or not isinstance(threads, int) or threads < 0):
-            raise ModelFileError(f"{where}: corrupt header (num_threads {threads!r})")
         report = None if h.get("prune_report") is None else PruneReport(**h["prune_report"])
-        return CompiledModel(plan, graph, layers, h["dtype"], threads, report)
+        return CompiledModel(plan, graph, layers, h["dtype"], checked_num_threads(h["num_threads"]), report)
     except ModelFileError:
         raise
     except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:

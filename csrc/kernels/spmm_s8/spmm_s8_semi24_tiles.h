@@ -69,7 +69,7 @@ void semi24_tile(const SpmmS8Problem& p, const S8Rows& rows, int64_t token0, int
 template <class S, int WV, int T>
 void run_semi24(const SpmmS8Problem& p) {
   const Semi24S8& w = *p.semi24;
-  run_channel_tiles<S, WV, T, false>(
+  run_channel_tiles<S, WV, T>(  // S reads int8 rows (S::kPairs false)
       p, w.channel_blocks, static_cast<int64_t>(w.packed_bytes()),
       [&](const S8Rows& rows, int64_t token0, int tokens, int64_t cb0) {
         semi24_tile<S, WV, T>(p, rows, token0, tokens, cb0);

@@ -6,10 +6,11 @@
 // bytes are broadcast as a dword. Activations stay row-major.
 //
 // Block patterns (column quads): vectors run over tokens. Activations are
-// quantized into k-major u8 panels of one tile (4 vectors of tokens); for each quad the four
-// input rows are interleaved into dwords (two rounds of byte/word unpacks, in
-// 128-bit lanes) and one dot-product per output row consumes them. The
-// unpacks leave tokens in a fixed lane order; the epilogue undoes it.
+// quantized into k-major u8 panels of one tile (4 vectors of tokens); for each
+// quad the four input rows are interleaved into dwords (two rounds of
+// byte/word unpacks, in 128-bit lanes) and one dot-product per output row
+// consumes them. The unpacks leave tokens in a fixed lane order; the epilogue
+// undoes it.
 // Everything has internal linkage (see kernels/tile_schedule.h).
 #pragma once
 
@@ -75,7 +76,7 @@ inline uint8_t quantize_value(float x, float inv, float zp) {
 // ---- dense: channel groups ---------------------------------------------------
 
 // Quantized rows [first, first + count) of the call's tokens, row-major with
-// k rounded up to 4 (zero padding), and their quantization. Pairs rows hold
+// k rounded up to 4 (zero padding), and their quantization. S::kPairs rows hold
 // each group of 4 as uint16 (a0, a2, a1, a3): a 32-bit broadcast is then the
 // even or odd operand of vpmaddwd as it stands.
 struct S8Rows {
@@ -87,19 +88,19 @@ struct S8Rows {
   const TokenQuantization& q(int64_t token) const { return quant[token - first]; }
 };
 
-template <class S, bool Pairs = false>
+template <class S>
 S8Rows quantize_rows(const SpmmS8Problem& p, uint64_t call_id, int64_t group, int64_t first, int64_t count) {
   thread_local PanelCache<uint8_t> rows;
   thread_local PanelCache<TokenQuantization> quant;
-  thread_local AlignedBuffer<uint8_t> bytes;  // one row before widening (Pairs)
-  const int64_t k = p.k(), ld = (k + 3) / 4 * 4, ld_bytes = Pairs ? 2 * ld : ld;
-  if (!Pairs && p.x_u8 && ld == p.ldx)  // given u8 rows already have the layout
+  thread_local AlignedBuffer<uint8_t> bytes;  // one row before widening (S::kPairs)
+  const int64_t k = p.k(), ld = (k + 3) / 4 * 4, ld_bytes = S::kPairs ? 2 * ld : ld;
+  if (!S::kPairs && p.x_u8 && ld == p.ldx)  // given u8 rows already have the layout
     return S8Rows{p.x_u8 + first * p.ldx, nullptr, first, ld};
   if (rows.claim(call_id, group, static_cast<size_t>(count * ld_bytes))) {
     quant.claim(call_id, group, static_cast<size_t>(count));
-    if (Pairs) bytes.reserve_discarding(static_cast<size_t>(ld));
+    if (S::kPairs) bytes.reserve_discarding(static_cast<size_t>(ld));
     for (int64_t i = 0; i < count; ++i) {
-      uint8_t* dst = Pairs ? bytes.data() : rows.data.data() + i * ld;
+      uint8_t* dst = S::kPairs ? bytes.data() : rows.data.data() + i * ld;
       std::memset(dst + k, 0, static_cast<size_t>(ld - k));
       if (p.x_u8) {
         std::memcpy(dst, p.x_u8 + (first + i) * p.ldx, static_cast<size_t>(k));
@@ -110,7 +111,7 @@ S8Rows quantize_rows(const SpmmS8Problem& p, uint64_t call_id, int64_t group, in
         quant.data[i] = t;
         S::quantize_row(x, k, 1.0f / t.scale, static_cast<float>(t.zero_point), dst);
       }
-      if constexpr (Pairs) {
+      if constexpr (S::kPairs) {
         uint16_t* pairs = reinterpret_cast<uint16_t*>(rows.data.data() + i * ld_bytes);
         for (int64_t j = 0; j < ld; j += 4) {
           pairs[j] = dst[j];
@@ -243,7 +244,7 @@ void dense_tile(const SpmmS8Problem& p, const S8Rows& rows, int64_t token0, int 
 // activations, for any weights stored in blocks of 16 channels:
 // tile(rows, token0, tokens, cb0) runs WV * S::L / 16 blocks from cb0;
 // tail(rows, token0, tokens, cb) one block.
-template <class S, int WV, int T, bool PairRows, class Tile, class Tail>
+template <class S, int WV, int T, class Tile, class Tail>
 void run_channel_tiles(const SpmmS8Problem& p, int64_t channel_blocks, int64_t weight_bytes, const Tile& tile,
                        const Tail& tail) {
   static_assert(WV * S::L % 16 == 0, "a channel tile covers whole channel blocks");
@@ -252,14 +253,14 @@ void run_channel_tiles(const SpmmS8Problem& p, int64_t channel_blocks, int64_t w
   s.tokens = p.m;
   s.tokens_per_tile = T;
   s.tokens_per_panel = 1;
-  s.panel_bytes = (p.k() + 3) / 4 * 4 * (PairRows ? 2 : 1);
+  s.panel_bytes = (p.k() + 3) / 4 * 4 * (S::kPairs ? 2 : 1);
   s.block_rows = (channel_blocks + kBlocksPerTile - 1) / kBlocksPerTile;
   s.weight_bytes = weight_bytes;
   s.threads = p.threads > 0 ? p.threads : default_num_threads();
   for_each_tile(
       s,
       [&](uint64_t call_id, int64_t group, int64_t first, int64_t count) {
-        return quantize_rows<S, PairRows>(p, call_id, group, first, count);
+        return quantize_rows<S>(p, call_id, group, first, count);
       },
       [&](const S8Rows& rows, int64_t tile_index, int64_t br) {
         const int64_t token0 = tile_index * T;
@@ -276,7 +277,7 @@ void run_channel_tiles(const SpmmS8Problem& p, int64_t channel_blocks, int64_t w
 template <class S, int WV, int T>
 void run_dense(const SpmmS8Problem& p) {
   const ChannelPackedS8& w = *p.channels;
-  run_channel_tiles<S, WV, T, S::kPairs>(
+  run_channel_tiles<S, WV, T>(
       p, w.channel_blocks, static_cast<int64_t>(w.packed_bytes()),
       [&](const S8Rows& rows, int64_t token0, int tokens, int64_t cb0) {
         dense_tile<S, WV, T>(p, rows, token0, tokens, cb0);
@@ -349,9 +350,10 @@ S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t grou
 }
 
 // RP rows of a block row (starting at row0 of the block) x NV of the 4 vectors
-// of tokens of a tile (the panel of 4 * S::L tokens from token0), from vector V0: a tile in two halves (NV = 2) holds half the
-// activation registers, which leaves room for more rows per pass where the dot
-// product needs widened operands (AVX2 without VNNI).
+// of tokens of a tile (the panel of 4 * S::L tokens from token0), from vector
+// V0: a tile in two halves (NV = 2) holds half the activation registers, which
+// leaves room for more rows per pass where the dot product needs widened
+// operands (AVX2 without VNNI).
 // f32 and s8 outputs: dequantized, biased, activated results go to `stage`,
 // one row of 4 * S::L lanes (tokens in lane order) per output channel.
 // s32 output: the raw sums go straight to y.

@@ -40,15 +40,13 @@ def compile(model, *, dtype: str = "fp32", pattern: Optional[str] = None, sparsi
     input arrays).
     num_threads: None for the process default, else the threads this model uses.
     """
-    from ..model import CompiledModel
+    from ..model import CompiledModel, checked_num_threads
 
     if dtype not in DTYPES:
         raise ValueError(f"dtype '{dtype}': expected one of {DTYPES}")
     if method not in METHODS:
         raise ValueError(f"method '{method}': expected one of {METHODS}")
-    if num_threads is not None and (isinstance(num_threads, bool) or not isinstance(num_threads, int)
-                                    or num_threads < 0):
-        raise ValueError(f"num_threads must be None or an int >= 0, got {num_threads!r}")
+    checked_num_threads(num_threads)
     if pattern is None and sparsity is not None:
         raise ValueError("sparsity needs a pattern (e.g. pattern='4x1')")
     if sparsity is not None:

@@ -74,9 +74,16 @@ def _read_config(path: str) -> dict:
     return config
 
 
-def _read_weights(path: str) -> Dict[str, np.ndarray]:
+def _weights_file(path: str) -> str:
+    """model.safetensors, or the shard index of a checkpoint split over several files."""
     file = os.path.join(path, WEIGHT_FILE)
-    if not os.path.isfile(file) and os.path.isfile(os.path.join(path, SHARD_INDEX)):
+    index = os.path.join(path, SHARD_INDEX)
+    return index if not os.path.isfile(file) and os.path.isfile(index) else file
+
+
+def _read_weights(path: str) -> Dict[str, np.ndarray]:
+    file = _weights_file(path)
+    if file.endswith(SHARD_INDEX):
         return _read_shards(path)
     if not os.path.isfile(file):
         present = sorted(f for f in os.listdir(path) if f.endswith((".bin", ".safetensors", ".h5", ".msgpack")))
@@ -185,9 +192,7 @@ class _Weights:
     """Tensor lookup that strips a task-head prefix and names missing tensors."""
 
     def __init__(self, path: str, tensors: Dict[str, np.ndarray], prefixes: List[str]):
-        self.file = os.path.join(path, WEIGHT_FILE)
-        if not os.path.isfile(self.file) and os.path.isfile(os.path.join(path, SHARD_INDEX)):
-            self.file = os.path.join(path, SHARD_INDEX)
+        self.file = _weights_file(path)
         self.tensors = tensors
         self.prefix = ""
         for prefix in prefixes:

@@ -218,7 +218,7 @@ class _Mapper:
         graph = Graph(self.nodes, output=out, output_name=self.outputs[0], source=self.source,
                       config={"family": "onnx", "hidden_size": hidden, "layers": len(attentions),
                               "heads": attentions[0].heads, "vocab_size": int(embeddings[0].word.shape[0]),
-                              "max_positions": int(embeddings[0].position.shape[0]),
+                              "max_positions": positions,
                               "input_names": dict(self.roles), "sample_shape": self.probe_shape(positions - 2)})
         graph.check()
         return graph
