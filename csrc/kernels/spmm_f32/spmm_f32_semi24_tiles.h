@@ -16,6 +16,7 @@
 #include <cstdint>
 #include <utility>
 
+#include "kernels/prefetch.h"
 #include "kernels/spmm_f32/spmm_f32_tiles.h"
 
 namespace sparsecpu {
@@ -35,6 +36,9 @@ void semi24_rows_f32(const Semi24F32& w, const float* const x_of[TV], int64_t g0
     for (int v = 0; v < TV; ++v) acc[v] = first ? S::zero() : S::load(out + v * L);
     const float* value = w.values.data() + r * per_row + 2 * g0;
     const uint16_t* col = w.cols.data() + r * per_row + 2 * g0;
+    // A row's block is a few lines, a whole row away from the next row's.
+    prefetch_span(value + kPrefetchRows * per_row, 2 * (g1 - g0) * sizeof(float));
+    prefetch_span(col + kPrefetchRows * per_row, 2 * (g1 - g0) * sizeof(uint16_t));
     for (int64_t j = 0; j < 2 * (g1 - g0); ++j) {
       const Vec wj = S::bcast(value + j);
       const int64_t offset = static_cast<int64_t>(col[j]) * kPanelTokens;
