@@ -104,4 +104,24 @@ Semi24S8 pack_semi24_s8(const int8_t* w, int64_t n, int64_t k) {
   return s;
 }
 
+void widen_to_row_pairs(Semi24S8& w) {
+  const int64_t groups = w.indices.groups;
+  if (groups * 6 > 65536) throw std::invalid_argument("2:4 int8 layers take at most 43690 in_features on this CPU, got " + std::to_string(w.k));
+  w.row_pairs.resize(static_cast<size_t>(w.n * groups));
+  w.row_variants.resize(static_cast<size_t>(w.n * groups));
+  for (int64_t r = 0; r < w.n; ++r)
+    for (int64_t g = 0; g < groups; ++g) {
+      const int i0 = w.indices.position(r, g, 0), i1 = w.indices.position(r, g, 1);
+      int variant = 0;
+      while (kSemi24Pairs[variant][0] != i0 || kSemi24Pairs[variant][1] != i1) ++variant;
+      const size_t from = static_cast<size_t>(((r / 16 * w.chunks + g / 2) * 16 + r % 16) * 4 + 2 * (g % 2));
+      const uint32_t lo = static_cast<uint16_t>(int16_t{w.values[from]});
+      const uint32_t hi = static_cast<uint16_t>(int16_t{w.values[from + 1]});
+      w.row_pairs[static_cast<size_t>(r * groups + g)] = static_cast<int32_t>(lo | hi << 16);
+      w.row_variants[static_cast<size_t>(r * groups + g)] = static_cast<uint16_t>(g * 6 + variant);
+    }
+  w.values = AlignedBuffer<int8_t>();
+  w.positions = AlignedBuffer<uint8_t>();
+}
+
 }  // namespace sparsecpu

@@ -7,7 +7,9 @@
 //  * fp32: per row, the two kept values of each group and their input columns.
 //  * int8: blocks of 16 output channels; per chunk of two groups (8 inputs)
 //    each channel's four kept values form one dword, next to the chunk
-//    positions of the four activation bytes they multiply.
+//    positions of the four activation bytes they multiply; or, for vpmaddwd
+//    kernels (widen_to_row_pairs), per row and group a 16-bit weight pair and
+//    which of the six position pairs it multiplies.
 #pragma once
 
 #include <cstdint>
@@ -59,10 +61,28 @@ struct Semi24S8 {
   // activation bytes they multiply, as byte-shuffle indices.
   AlignedBuffer<int8_t> values;
   AlignedBuffer<uint8_t> positions;
-  size_t packed_bytes() const { return values.size() + positions.size(); }
+  // Or (widen_to_row_pairs) per row and group: the two kept weights as one
+  // 16-bit pair (w_i0 in the low half), and which of the group's six position
+  // pairs they multiply, as g * 6 + the kSemi24Pairs index. values and
+  // positions are then empty.
+  AlignedBuffer<int32_t> row_pairs;
+  std::vector<uint16_t> row_variants;
+  size_t packed_bytes() const {
+    return values.size() + positions.size() + row_pairs.size() * sizeof(int32_t) +
+           row_variants.size() * sizeof(uint16_t);
+  }
 };
 
 // w: (n, k) int8 row-major, already 2:4.
 Semi24S8 pack_semi24_s8(const int8_t* w, int64_t n, int64_t k);
+
+// The six position pairs (i0 < i1) a 2:4 group can keep.
+constexpr int kSemi24Pairs[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
+
+// The layout of kernels without VNNI, whose vpmaddwd multiplies 16-bit pairs:
+// a 2:4 group is one pair, so a lane does a group where dense does half of
+// one. Releases values and positions; in_features at most 43690 (6 variants
+// per group indexed in 16 bits).
+void widen_to_row_pairs(Semi24S8& w);
 
 }  // namespace sparsecpu

@@ -42,7 +42,8 @@ void LinearS8::pack(const int8_t* w, WeightLayout layout, BlockShape block, cons
   if (kernel_->dense != dense || kernel_->semi24 != semi24)
     throw std::invalid_argument(std::string("kernel '") + kernel_->name + "' does not run " +
                                 (dense ? "dense" : semi24 ? "2:4" : "block-sparse") + " int8 weights");
-  if (kernel_->pairs) widen_to_pairs(channels_);
+  if (kernel_->pairs && dense) widen_to_pairs(channels_);
+  if (kernel_->pairs && semi24) widen_to_row_pairs(semi24_);
 }
 
 size_t LinearS8::packed_bytes() const {

@@ -21,14 +21,17 @@ struct Avx2S8 : Avx2S8Base {
   }
   static B prep_b(V v) { return {_mm256_srai_epi16(_mm256_slli_epi16(v, 8), 8), _mm256_srai_epi16(v, 8)}; }
   static V dot(V acc, const A& a, const B& b) {
-    acc = _mm256_add_epi32(acc, _mm256_madd_epi16(a.even, b.even));
-    return _mm256_add_epi32(acc, _mm256_madd_epi16(a.odd, b.odd));
+    acc = _mm256_add_epi32(acc, dot_pairs(a.even, b.even));
+    return _mm256_add_epi32(acc, dot_pairs(a.odd, b.odd));
   }
+  static V dot_pairs(V a, V b) { return _mm256_madd_epi16(a, b); }  // 16-bit pairs -> int32
 };
 
 // The dense kernel takes weights and activation rows already widened to 16-bit
 // pairs (widen_to_pairs; measured 6-17% faster on Zen 3, for twice the weight
-// bytes); the block kernel keeps int8 weights (widened, it measured no faster).
+// bytes); the block kernel keeps int8 weights (widened, it measured no
+// faster); 2:4 weights become one 16-bit pair per group (widen_to_row_pairs,
+// see spmm_s8_semi24_tiles.h).
 struct Avx2S8Pairs : Avx2S8 {
   static constexpr bool kPairs = true;
 };
@@ -40,7 +43,7 @@ void spmm_s8_dense_avx2(const SpmmS8Problem& p) { run_dense<Avx2S8Pairs, 2, 4>(p
 // Half tiles: widened activations of 2 vectors leave registers for 4 rows.
 void spmm_s8_quads_avx2(const SpmmS8Problem& p) { run_quads<Avx2S8, 4, 2>(p); }
 
-// 2:4: 2 vectors of channels x 2 tokens, one byte shuffle per dot product.
-void spmm_s8_semi24_avx2(const SpmmS8Problem& p) { run_semi24<Avx2S8, 2, 2>(p); }
+// 2:4: tiles of 32 tokens over the six pair variants of every group.
+void spmm_s8_semi24_avx2(const SpmmS8Problem& p) { run_semi24_pair_variants<Avx2S8Pairs>(p); }
 
 }  // namespace sparsecpu

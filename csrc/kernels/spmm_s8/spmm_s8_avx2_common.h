@@ -32,6 +32,7 @@ struct Avx2S8Base {
   }
   static V shuffle8(V table, V control) { return _mm256_shuffle_epi8(table, control); }
   static V set1_32(int32_t v) { return _mm256_set1_epi32(v); }
+  static V add32(V a, V b) { return _mm256_add_epi32(a, b); }
   static V sub32(V a, V b) { return _mm256_sub_epi32(a, b); }
   static V mul32(V a, V b) { return _mm256_mullo_epi32(a, b); }
   static F::V to_float(V v) { return _mm256_cvtepi32_ps(v); }

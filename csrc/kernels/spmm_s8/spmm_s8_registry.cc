@@ -14,7 +14,7 @@ const std::vector<SpmmS8Kernel>& spmm_s8_kernels() {
       {"spmm_s8_semi24_avx2_vnni", Isa::avx2_vnni, false, spmm_s8_semi24_avx2_vnni, true},
       {"spmm_s8_dense_avx2", Isa::avx2, true, spmm_s8_dense_avx2, false, true},
       {"spmm_s8_quads_avx2", Isa::avx2, false, spmm_s8_quads_avx2},
-      {"spmm_s8_semi24_avx2", Isa::avx2, false, spmm_s8_semi24_avx2, true},
+      {"spmm_s8_semi24_avx2", Isa::avx2, false, spmm_s8_semi24_avx2, true, true},
       {"spmm_s8_dense_ref", Isa::ref, true, spmm_s8_ref},
       {"spmm_s8_quads_ref", Isa::ref, false, spmm_s8_ref},
       {"spmm_s8_semi24_ref", Isa::ref, false, spmm_s8_ref, true},

@@ -349,19 +349,52 @@ S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t grou
   return S8Panels{panels.data.data(), scales.data.data(), zps.data.data(), first, panel_bytes};
 }
 
+// The sums of `rows` output channels from n0 over NV vectors (from V0) of the
+// tile of panel `panel` (lanes in token_of_lane order), sums[r][v][lane].
+// f32 and s8 outputs: dequantized, biased, activated results go to `stage`,
+// one row of 4 * S::L lanes per output channel. s32: the raw sums go to y.
+template <class S, int NV, int V0>
+void finish_token_sums(const SpmmS8Problem& p, const S8Panels& panels, int64_t panel, const int32_t (*sums)[NV][S::L],
+                       int64_t n0, int rows, float* stage) {
+  using V = typename S::V;
+  using F = typename S::F;
+  constexpr int kLanes = 4 * S::L;
+  if (p.output == S8Output::s32) {
+    const int64_t panel_token0 = panel * kS8PanelTokens<S>;
+    for (int r = 0; r < rows; ++r)
+      for (int v = 0; v < NV; ++v)
+        for (int i = 0; i < S::L; ++i) {
+          const int64_t token = panel_token0 + token_of_lane<S>(V0 + v, i);
+          if (token < p.m) static_cast<int32_t*>(p.y)[token * p.ldy + n0 + r] = sums[r][v][i];
+        }
+    return;
+  }
+  const int64_t lane_base = (panel - panels.first) * kS8PanelTokens<S>;
+  const Epilogue& e = p.epilogue;
+  for (int r = 0; r < rows; ++r) {
+    const typename F::V scale = F::set1(p.w_scale[n0 + r]);
+    const typename F::V bias = F::set1(e.bias ? e.bias[n0 + r] : 0.0f);
+    const V row_sum = S::set1_32(p.w_row_sum[n0 + r]);
+    float* out = stage + r * kLanes + V0 * S::L;
+    for (int v = 0; v < NV; ++v) {
+      const V zp = S::load(panels.lane_zp + lane_base + (V0 + v) * S::L);
+      typename F::V f = S::to_float(S::sub32(S::load(sums[r][v]), S::mul32(zp, row_sum)));
+      f = F::fma(f, F::mul(F::load(panels.lane_scale + lane_base + (V0 + v) * S::L), scale), bias);
+      F::store(out + v * S::L, activate<F>(f, e.activation));
+    }
+  }
+}
+
 // RP rows of a block row (starting at row0 of the block) x NV of the 4 vectors
 // of tokens of a tile (the panel of 4 * S::L tokens from token0), from vector
 // V0: a tile in two halves (NV = 2) holds half the activation registers, which
 // leaves room for more rows per pass where the dot product needs widened
 // operands (AVX2 without VNNI).
-// f32 and s8 outputs: dequantized, biased, activated results go to `stage`,
-// one row of 4 * S::L lanes (tokens in lane order) per output channel.
-// s32 output: the raw sums go straight to y.
+// Results leave through finish_token_sums.
 template <class S, int RP, int NV = 4, int V0 = 0>
 void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, int64_t br, int row0, float* stage) {
   static_assert((NV == 4 && V0 == 0) || (NV == 2 && (V0 == 0 || V0 == 2)), "whole tiles or halves");
   using V = typename S::V;
-  using F = typename S::F;
   constexpr int kLanes = 4 * S::L;
   const QuadPackedS8& w = *p.quads;
   const int R = w.rows;
@@ -405,31 +438,8 @@ void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, i
     for (int v = 0; v < NV; ++v) S::store(sums[r][v], acc[r][v]);
 
   const int64_t n0 = br * R + row0;
-  const int rows = static_cast<int>(std::clamp<int64_t>(w.n - n0, 0, RP));
-  if (p.output == S8Output::s32) {
-    const int64_t panel_token0 = panel * kS8PanelTokens<S>;
-    for (int r = 0; r < rows; ++r)
-      for (int v = 0; v < NV; ++v)
-        for (int i = 0; i < S::L; ++i) {
-          const int64_t token = panel_token0 + token_of_lane<S>(V0 + v, i);
-          if (token < p.m) static_cast<int32_t*>(p.y)[token * p.ldy + n0 + r] = sums[r][v][i];
-        }
-    return;
-  }
-  const int64_t lane_base = (panel - panels.first) * kS8PanelTokens<S>;
-  const Epilogue& e = p.epilogue;
-  for (int r = 0; r < rows; ++r) {
-    const typename F::V scale = F::set1(p.w_scale[n0 + r]);
-    const typename F::V bias = F::set1(e.bias ? e.bias[n0 + r] : 0.0f);
-    const V row_sum = S::set1_32(p.w_row_sum[n0 + r]);
-    float* out = stage + r * kLanes + V0 * S::L;
-    for (int v = 0; v < NV; ++v) {
-      const V zp = S::load(panels.lane_zp + lane_base + (V0 + v) * S::L);
-      typename F::V f = S::to_float(S::sub32(S::load(sums[r][v]), S::mul32(zp, row_sum)));
-      f = F::fma(f, F::mul(F::load(panels.lane_scale + lane_base + (V0 + v) * S::L), scale), bias);
-      F::store(out + v * S::L, activate<F>(f, e.activation));
-    }
-  }
+  finish_token_sums<S, NV, V0>(p, panels, panel, sums, n0, static_cast<int>(std::clamp<int64_t>(w.n - n0, 0, RP)),
+                               stage);
 }
 
 // Staged channels [c0, c0 + channels) (channels <= S::L) of the tile at token0
