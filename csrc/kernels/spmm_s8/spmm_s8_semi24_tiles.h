@@ -75,74 +75,76 @@ void semi24_tile(const SpmmS8Problem& p, const S8Rows& rows, int64_t token0, int
 
 // ---- vectors over tokens (S::kPairs): the six pair variants of a group ------
 //
-// A tile's activations are the quad kernels' u8 panel (4 vectors of tokens).
-// Once per tile, each group's six position pairs are built as 16-bit pair
-// vectors (in the lane order of the quad interleave, so the quad kernels'
-// epilogue applies); a row then costs, per group, one broadcast of its weight
-// pair and per vector of tokens one vpmaddwd reading its variant: no shuffle,
-// half the vpmaddwd of dense. The input dimension is walked in blocks whose
-// variants stay in L1 while a slice of rows passes over them, the slice's
-// sums parked between blocks (as the fp32 2:4 kernel).
+// A tile is two of the quad kernels' u8 panels (8 vectors of tokens; the last
+// tile of a call may hold one). Once per tile, each group's six position
+// pairs are built as 16-bit pair vectors (in the lane order of the quad
+// interleave, so the quad kernels' epilogue applies); a row then costs, per
+// group, one broadcast of its weight pair and per vector of tokens one
+// vpmaddwd reading its variant: no shuffle, half the vpmaddwd of dense. (Two
+// panels per tile: the broadcast and the variant index serve 8 vectors; with
+// 4, the inner loop measured 1.4x slower per vpmaddwd on Zen 3.) The input
+// dimension is walked in blocks whose variants stay in L1 while a slice of
+// rows passes over them, the slice's sums parked between blocks (as the fp32
+// 2:4 kernel).
 
-// Variants of every group of a panel (k rows of 4 * S::L bytes):
-// out[(g * 6 + pair) * 4 + v] = pairs (a_i0, a_i1) of vector v's tokens.
-template <class S>
-void build_pair_variants(const uint8_t* panel, int64_t k, int64_t groups, typename S::V* out) {
+// Variants of every group of NP panels (k rows of 4 * S::L bytes each):
+// out[((g * 6 + pair) * NP + h) * 4 + v] = pairs (a_i0, a_i1) of vector v of panel h.
+template <class S, int NP>
+void build_pair_variants(const uint8_t* const (&panels)[NP], int64_t k, int64_t groups, typename S::V* out) {
   using V = typename S::V;
   constexpr int64_t kRow = 4 * S::L;
   const V zero = S::zero();
-  for (int64_t g = 0; g < groups; ++g) {
-    V lo[4], hi[4];  // input 4g + i as 16-bit values: vectors 0-1 and 2-3 of the tile
-    for (int i = 0; i < 4; ++i) {
-      const V a = 4 * g + i < k ? S::load(panel + (4 * g + i) * kRow) : zero;
-      lo[i] = S::unpacklo8(a, zero);
-      hi[i] = S::unpackhi8(a, zero);
+  for (int64_t g = 0; g < groups; ++g)
+    for (int h = 0; h < NP; ++h) {
+      V lo[4], hi[4];  // input 4g + i as 16-bit values: vectors 0-1 and 2-3 of the panel
+      for (int i = 0; i < 4; ++i) {
+        const V a = 4 * g + i < k ? S::load(panels[h] + (4 * g + i) * kRow) : zero;
+        lo[i] = S::unpacklo8(a, zero);
+        hi[i] = S::unpackhi8(a, zero);
+      }
+      for (int pair = 0; pair < 6; ++pair) {
+        const int i0 = kSemi24Pairs[pair][0], i1 = kSemi24Pairs[pair][1];
+        V* dst = out + ((g * 6 + pair) * NP + h) * 4;
+        S::store(dst + 0, S::unpacklo16(lo[i0], lo[i1]));
+        S::store(dst + 1, S::unpackhi16(lo[i0], lo[i1]));
+        S::store(dst + 2, S::unpacklo16(hi[i0], hi[i1]));
+        S::store(dst + 3, S::unpackhi16(hi[i0], hi[i1]));
+      }
     }
-    V* dst = out + g * 24;
-    for (int pair = 0; pair < 6; ++pair, dst += 4) {
-      const int i0 = kSemi24Pairs[pair][0], i1 = kSemi24Pairs[pair][1];
-      S::store(dst + 0, S::unpacklo16(lo[i0], lo[i1]));
-      S::store(dst + 1, S::unpackhi16(lo[i0], lo[i1]));
-      S::store(dst + 2, S::unpacklo16(hi[i0], hi[i1]));
-      S::store(dst + 3, S::unpackhi16(hi[i0], hi[i1]));
-    }
-  }
 }
 
-// Rows [r, r + RP) over groups [g0, g1) of a tile's variants, into the
-// slice's sums from row r0: sums[(row - r0) * 4 + v] (`first`: from zero).
-template <class S, int RP>
-void semi24_variant_rows(const Semi24S8& w, const typename S::V* variants, int64_t g0, int64_t g1, int64_t r,
-                         int64_t r0, typename S::V* sums, bool first) {
+// Row r over groups [g0, g1) of a tile's NP-panel variants, into the slice's
+// sums from row r0: sums[(h * slice_rows + r - r0) * 4 + v] (`first`: from zero).
+template <class S, int NP>
+void semi24_variant_row(const Semi24S8& w, const typename S::V* variants, int64_t g0, int64_t g1, int64_t r,
+                        int64_t r0, int64_t slice_rows, typename S::V* sums, bool first) {
   using V = typename S::V;
+  constexpr int NV = 4 * NP;
   const int64_t groups = w.indices.groups;
-  const int32_t* pair[RP];
-  const uint16_t* variant[RP];
-  V acc[RP][4];
-  for (int i = 0; i < RP; ++i) {
-    pair[i] = w.row_pairs.data() + (r + i) * groups + g0;
-    variant[i] = w.row_variants.data() + (r + i) * groups + g0;
-    prefetch_span(pair[i] + kPrefetchRows * groups, (g1 - g0) * sizeof(int32_t));
-    prefetch_span(variant[i] + kPrefetchRows * groups, (g1 - g0) * sizeof(uint16_t));
-    for (int v = 0; v < 4; ++v) acc[i][v] = first ? S::zero() : sums[(r + i - r0) * 4 + v];
+  const int32_t* pair = w.row_pairs.data() + r * groups + g0;
+  const uint16_t* variant = w.row_variants.data() + r * groups + g0;
+  prefetch_span(pair + kPrefetchRows * groups, (g1 - g0) * sizeof(int32_t));
+  prefetch_span(variant + kPrefetchRows * groups, (g1 - g0) * sizeof(uint16_t));
+  V* parked[NP];
+  for (int h = 0; h < NP; ++h) parked[h] = sums + (h * slice_rows + r - r0) * 4;
+  V acc[NV];
+  for (int v = 0; v < NV; ++v) acc[v] = first ? S::zero() : parked[v / 4][v % 4];
+  for (int64_t j = 0; j < g1 - g0; ++j) {
+    const V weights = S::bcast32(pair + j);
+    const V* x = variants + static_cast<int64_t>(variant[j]) * NV;  // variant[j] = g * 6 + pair
+    for (int v = 0; v < NV; ++v) acc[v] = S::add32(acc[v], S::dot_pairs(S::load(x + v), weights));
   }
-  for (int64_t j = 0; j < g1 - g0; ++j)
-    for (int i = 0; i < RP; ++i) {
-      const V weights = S::bcast32(pair[i] + j);
-      const V* x = variants + static_cast<int64_t>(variant[i][j]) * 4;  // g * 6 + pair
-      for (int v = 0; v < 4; ++v) acc[i][v] = S::add32(acc[i][v], S::dot_pairs(S::load(x + v), weights));
-    }
-  for (int i = 0; i < RP; ++i)
-    for (int v = 0; v < 4; ++v) sums[(r + i - r0) * 4 + v] = acc[i][v];
+  for (int v = 0; v < NV; ++v) parked[v / 4][v % 4] = acc[v];
 }
 
-// A token group's u8 panels and, per tile, the pair variants of all its groups.
+// A token group's u8 panels and, per tile of two panels, the pair variants of all its groups.
 template <class S>
 struct S8PairVariants {
   S8Panels panels;
+  int64_t panel_count;
   const typename S::V* data;
   int64_t per_tile;  // vectors
-  const typename S::V* tile(int64_t t) const { return data + (t - panels.first) * per_tile; }
+  const typename S::V* tile(int64_t first_tile, int64_t t) const { return data + (t - first_tile) * per_tile; }
 };
 
 template <class S>
@@ -150,29 +152,63 @@ S8PairVariants<S> pack_pair_variants(const SpmmS8Problem& p, uint64_t call_id, i
                                      int64_t count) {
   thread_local PanelCache<typename S::V> variants;
   const S8Panels panels = pack_quad_panels<S>(p, call_id, group, first, count);
-  const int64_t groups = p.semi24->indices.groups, per_tile = groups * 24;
-  if (variants.claim(call_id, group, static_cast<size_t>(std::max<int64_t>(1, count * per_tile))))
-    for (int64_t i = 0; i < count; ++i)
-      build_pair_variants<S>(panels.data + i * panels.panel_bytes, p.k(), groups, variants.data.data() + i * per_tile);
-  return S8PairVariants<S>{panels, variants.data.data(), per_tile};
+  const int64_t groups = p.semi24->indices.groups, per_tile = groups * 6 * 2 * 4;
+  const int64_t tiles = (count + 1) / 2;
+  if (variants.claim(call_id, group, static_cast<size_t>(std::max<int64_t>(1, tiles * per_tile))))
+    for (int64_t t = 0; t < tiles; ++t) {
+      const uint8_t* panel = panels.data + 2 * t * panels.panel_bytes;
+      typename S::V* out = variants.data.data() + t * per_tile;
+      if (2 * t + 1 < count)
+        build_pair_variants<S, 2>({panel, panel + panels.panel_bytes}, p.k(), groups, out);
+      else
+        build_pair_variants<S, 1>({panel}, p.k(), groups, out);
+    }
+  return S8PairVariants<S>{panels, count, variants.data.data(), per_tile};
+}
+
+// One tile of NP panels x the rows of one slice.
+template <class S, int NP>
+void semi24_variant_tile(const SpmmS8Problem& p, const S8PairVariants<S>& x, int64_t tile, int64_t r0, int64_t r1) {
+  using V = typename S::V;
+  constexpr int64_t kPanelTokens = 4 * S::L;
+  // Variants of one block of groups, about 24 KiB (6 pairs x NP x 4 vectors
+  // per group): measured better than 12 or 96 KiB on Zen 3.
+  constexpr int64_t kBlockGroups = std::max<int64_t>(1, (24 << 10) / (24 * NP * static_cast<int64_t>(sizeof(V))));
+  const Semi24S8& w = *p.semi24;
+  const int64_t groups = w.indices.groups, slice_rows = r1 - r0;
+  const int64_t first_tile = x.panels.first / 2;
+  thread_local AlignedBuffer<V> sums;
+  sums.reserve_discarding(static_cast<size_t>(slice_rows * 4 * NP));
+  const V* variants = x.tile(first_tile, tile);
+  for (int64_t g0 = 0; g0 < groups; g0 += kBlockGroups) {
+    const int64_t g1 = std::min(groups, g0 + kBlockGroups);
+    for (int64_t r = r0; r < r1; ++r)
+      semi24_variant_row<S, NP>(w, variants, g0, g1, r, r0, slice_rows, sums.data(), g0 == 0);
+  }
+  alignas(64) float stage[S::L * kPanelTokens];
+  for (int h = 0; h < NP; ++h) {
+    const int64_t panel = 2 * tile + h;
+    const auto* panel_sums = reinterpret_cast<const int32_t(*)[4][S::L]>(sums.data() + h * slice_rows * 4);
+    for (int64_t c0 = r0; c0 < r1; c0 += S::L) {
+      const int channels = static_cast<int>(std::min<int64_t>(S::L, r1 - c0));
+      finish_token_sums<S, 4, 0>(p, x.panels, panel, panel_sums + (c0 - r0), c0, channels, stage);
+      if (p.output != S8Output::s32) store_staged<S>(p, stage, panel * kPanelTokens, c0, channels);
+    }
+  }
 }
 
 template <class S>
 void run_semi24_pair_variants(const SpmmS8Problem& p) {
   using V = typename S::V;
-  constexpr int64_t kTileTokens = 4 * S::L;
-  static_assert(kS8PanelTokens<S> == kTileTokens, "a panel is one tile");
-  // Variants of one block of groups, about 24 KiB (6 pairs x 4 vectors per
-  // group): measured better than 12 or 96 KiB on Zen 3.
-  constexpr int64_t kBlockGroups = std::max<int64_t>(1, (24 << 10) / (24 * static_cast<int64_t>(sizeof(V))));
-  constexpr int64_t kSliceRows = 256;  // the unit of the schedule; sums: 256 x 4 vectors
+  static_assert(kS8PanelTokens<S> == 4 * S::L, "quad panels of 4 vectors");
+  constexpr int64_t kTileTokens = 2 * kS8PanelTokens<S>;
+  constexpr int64_t kSliceRows = 256;  // the unit of the schedule
   const Semi24S8& w = *p.semi24;
-  const int64_t groups = w.indices.groups;
   TileSchedule s;
   s.tokens = p.m;
   s.tokens_per_tile = kTileTokens;
-  s.tokens_per_panel = kTileTokens;
-  s.panel_bytes = w.k * kTileTokens + groups * 24 * static_cast<int64_t>(sizeof(V));
+  s.tokens_per_panel = kS8PanelTokens<S>;
+  s.panel_bytes = w.k * kS8PanelTokens<S> + w.indices.groups * 6 * 4 * static_cast<int64_t>(sizeof(V));
   s.block_rows = (w.n + kSliceRows - 1) / kSliceRows;
   s.weight_bytes = static_cast<int64_t>(w.packed_bytes());
   s.threads = p.threads > 0 ? p.threads : default_num_threads();
@@ -182,23 +218,11 @@ void run_semi24_pair_variants(const SpmmS8Problem& p) {
         return pack_pair_variants<S>(p, call_id, group, first, count);
       },
       [&](const S8PairVariants<S>& x, int64_t tile, int64_t slice) {
-        thread_local AlignedBuffer<V> sums;
-        sums.reserve_discarding(static_cast<size_t>(kSliceRows * 4));
-        const V* variants = x.tile(tile);
         const int64_t r0 = slice * kSliceRows, r1 = std::min(w.n, r0 + kSliceRows);
-        for (int64_t g0 = 0; g0 < groups; g0 += kBlockGroups) {
-          const int64_t g1 = std::min(groups, g0 + kBlockGroups);
-          int64_t r = r0;
-          for (; r + 2 <= r1; r += 2) semi24_variant_rows<S, 2>(w, variants, g0, g1, r, r0, sums.data(), g0 == 0);
-          if (r < r1) semi24_variant_rows<S, 1>(w, variants, g0, g1, r, r0, sums.data(), g0 == 0);
-        }
-        alignas(64) float stage[S::L * kTileTokens];
-        const auto* row_sums = reinterpret_cast<const int32_t(*)[4][S::L]>(sums.data());
-        for (int64_t c0 = r0; c0 < r1; c0 += S::L) {
-          const int channels = static_cast<int>(std::min<int64_t>(S::L, r1 - c0));
-          finish_token_sums<S, 4, 0>(p, x.panels, tile, row_sums + (c0 - r0), c0, channels, stage);
-          if (p.output != S8Output::s32) store_staged<S>(p, stage, tile * kTileTokens, c0, channels);
-        }
+        if (2 * tile + 1 < x.panels.first + x.panel_count)
+          semi24_variant_tile<S, 2>(p, x, tile, r0, r1);
+        else
+          semi24_variant_tile<S, 1>(p, x, tile, r0, r1);
       });
 }
 
