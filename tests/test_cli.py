@@ -63,6 +63,13 @@ def test_bench_model_on_a_file_with_baselines(tmp_path):
     assert "p50" in out.stdout and "seq/s" in out.stdout
 
 
+def test_bench_model_variants_dense_and_n_m_take_no_sparsity():
+    from sparsecpu.benchmarks.model import variants_for
+
+    names = [v.name for v in variants_for(["int8"], ["dense", "2:4", "4x1"], [0.8, 0.9])]
+    assert names == ["int8 dense", "int8 2:4", "int8 4x1 80%", "int8 4x1 90%"]
+
+
 def test_bench_gemm_quick_writes_json_and_csv(tmp_path):
     js, cs = tmp_path / "r.json", tmp_path / "r.csv"
     out = sparsecpu("bench", "gemm", "--shapes", "17,40,33", "--sparsity", "0.5,0.9", "--pattern", "4x1",

@@ -34,7 +34,7 @@ def _csv(kind):
 
 # ---- info -------------------------------------------------------------------
 
-INFO_PATTERNS = ["16x1", "8x1", "4x1", "1x4", "1x1", "dense"]
+INFO_PATTERNS = ["16x1", "8x1", "4x1", "1x4", "1x1", "2:4", "dense"]
 
 
 def cmd_info(args) -> int:

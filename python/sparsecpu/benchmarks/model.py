@@ -61,9 +61,13 @@ class Variant:
 
 
 def variants_for(dtypes: List[str], patterns: List[str], sparsities: List[float]) -> List[Variant]:
+    """Every dtype dense (always measured), then each pattern: N:M once, block
+    patterns at each sparsity."""
     out = [Variant(f"{d} dense", {"dtype": d}) for d in dtypes]
     for d in dtypes:
         for p in patterns:
+            if p == "dense":
+                continue
             if ":" in p:
                 out.append(Variant(f"{d} {p}", {"dtype": d, "pattern": p}))
                 continue

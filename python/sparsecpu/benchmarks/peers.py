@@ -5,6 +5,7 @@ from __future__ import annotations
 import ctypes
 import os
 import tempfile
+import warnings
 from typing import Callable, Dict
 
 import numpy as np
@@ -36,8 +37,10 @@ def int8_peers(x: np.ndarray, w: np.ndarray, threads: int) -> Dict[str, Peer]:
         linear = torch.nn.Linear(w.shape[1], w.shape[0], bias=False)
         with torch.no_grad():
             linear.weight.copy_(torch.from_numpy(w))
-        qlinear = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(linear), {torch.nn.Linear},
-                                                         dtype=torch.qint8)
+        with warnings.catch_warnings():  # torch 2.13 deprecates its quantized tensors; still the peer users run
+            warnings.simplefilter("ignore", UserWarning)
+            qlinear = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(linear), {torch.nn.Linear},
+                                                             dtype=torch.qint8)
         xt = torch.from_numpy(x)
 
         def torch_int8():
