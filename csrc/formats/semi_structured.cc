@@ -94,7 +94,7 @@ Semi24S8 pack_semi24_s8(const int8_t* w, int64_t n, int64_t k) {
     for (int64_t c = 0; c < s.chunks; ++c)
       for (int slot = 0; slot < 4; ++slot) {
         const int64_t g = 2 * c + slot / 2;
-        const int64_t at = ((r / 16 * s.chunks + c) * 16 + r % 16) * 4 + slot;
+        const int64_t at = s.at(r, c, slot);
         // A chunk past the last group (odd group count) multiplies zero weights.
         const int position = g < s.indices.groups ? s.indices.position(r, g, slot % 2) : slot % 2;
         const int64_t col = g * 4 + position;
@@ -106,19 +106,18 @@ Semi24S8 pack_semi24_s8(const int8_t* w, int64_t n, int64_t k) {
 
 void widen_to_row_pairs(Semi24S8& w) {
   const int64_t groups = w.indices.groups;
-  if (groups * 6 > 65536) throw std::invalid_argument("2:4 int8 layers take at most 43690 in_features on this CPU, got " + std::to_string(w.k));
   w.row_pairs.resize(static_cast<size_t>(w.n * groups));
-  w.row_variants.resize(static_cast<size_t>(w.n * groups));
+  w.row_pair_index.resize(static_cast<size_t>(w.n * groups));
   for (int64_t r = 0; r < w.n; ++r)
     for (int64_t g = 0; g < groups; ++g) {
       const int i0 = w.indices.position(r, g, 0), i1 = w.indices.position(r, g, 1);
-      int variant = 0;
-      while (kSemi24Pairs[variant][0] != i0 || kSemi24Pairs[variant][1] != i1) ++variant;
-      const size_t from = static_cast<size_t>(((r / 16 * w.chunks + g / 2) * 16 + r % 16) * 4 + 2 * (g % 2));
+      uint8_t pair = 0;
+      while (kSemi24Pairs[pair][0] != i0 || kSemi24Pairs[pair][1] != i1) ++pair;
+      const size_t from = static_cast<size_t>(w.at(r, g / 2, 2 * (g % 2)));
       const uint32_t lo = static_cast<uint16_t>(int16_t{w.values[from]});
       const uint32_t hi = static_cast<uint16_t>(int16_t{w.values[from + 1]});
       w.row_pairs[static_cast<size_t>(r * groups + g)] = static_cast<int32_t>(lo | hi << 16);
-      w.row_variants[static_cast<size_t>(r * groups + g)] = static_cast<uint16_t>(g * 6 + variant);
+      w.row_pair_index[static_cast<size_t>(r * groups + g)] = pair;
     }
   w.values = AlignedBuffer<int8_t>();
   w.positions = AlignedBuffer<uint8_t>();

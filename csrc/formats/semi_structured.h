@@ -61,15 +61,18 @@ struct Semi24S8 {
   // activation bytes they multiply, as byte-shuffle indices.
   AlignedBuffer<int8_t> values;
   AlignedBuffer<uint8_t> positions;
+  // Where slot 0..3 of a chunk of a row lies in values and positions.
+  int64_t at(int64_t row, int64_t chunk, int slot) const {
+    return ((row / 16 * chunks + chunk) * 16 + row % 16) * 4 + slot;
+  }
   // Or (widen_to_row_pairs) per row and group: the two kept weights as one
   // 16-bit pair (w_i0 in the low half), and which of the group's six position
-  // pairs they multiply, as g * 6 + the kSemi24Pairs index. values and
-  // positions are then empty.
+  // pairs they multiply (the kSemi24Pairs index). values and positions are
+  // then empty.
   AlignedBuffer<int32_t> row_pairs;
-  std::vector<uint16_t> row_variants;
+  std::vector<uint8_t> row_pair_index;
   size_t packed_bytes() const {
-    return values.size() + positions.size() + row_pairs.size() * sizeof(int32_t) +
-           row_variants.size() * sizeof(uint16_t);
+    return values.size() + positions.size() + row_pairs.size() * sizeof(int32_t) + row_pair_index.size();
   }
 };
 
@@ -81,8 +84,7 @@ constexpr int kSemi24Pairs[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 
 
 // The layout of kernels without VNNI, whose vpmaddwd multiplies 16-bit pairs:
 // a 2:4 group is one pair, so a lane does a group where dense does half of
-// one. Releases values and positions; in_features at most 43690 (6 variants
-// per group indexed in 16 bits).
+// one. Releases values and positions.
 void widen_to_row_pairs(Semi24S8& w);
 
 }  // namespace sparsecpu

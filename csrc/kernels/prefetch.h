@@ -4,19 +4,21 @@
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 
 namespace sparsecpu {
 namespace {
 
 // Rows ahead a row-strided walk fetches its weights: far enough to hide an L3
 // access behind the rows in between.
-constexpr long kPrefetchRows = 4;
+constexpr int64_t kPrefetchRows = 4;
 
-// Fetches the lines of [p, p + bytes) into L1. A prefetch never faults, so
-// the span may run past the end of its buffer.
-inline void prefetch_span(const void* p, size_t bytes) {
-  const char* c = static_cast<const char*>(p);
-  for (size_t at = 0; at < bytes + 63; at += 64) __builtin_prefetch(c + at);
+// Fetches into L1 the lines of the `bytes` that start `ahead` bytes past p. A
+// prefetch never faults, so the span may lie past the end of p's buffer (the
+// address is formed as an integer, not as a pointer past the end).
+inline void prefetch_ahead(const void* p, int64_t ahead, size_t bytes) {
+  const uintptr_t start = reinterpret_cast<uintptr_t>(p) + static_cast<uintptr_t>(ahead);
+  for (size_t at = 0; at < bytes + 63; at += 64) __builtin_prefetch(reinterpret_cast<const void*>(start + at));
 }
 
 }  // namespace

@@ -37,8 +37,8 @@ void semi24_rows_f32(const Semi24F32& w, const float* const x_of[TV], int64_t g0
     const float* value = w.values.data() + r * per_row + 2 * g0;
     const uint16_t* col = w.cols.data() + r * per_row + 2 * g0;
     // A row's block is a few lines, a whole row away from the next row's.
-    prefetch_span(value + kPrefetchRows * per_row, 2 * (g1 - g0) * sizeof(float));
-    prefetch_span(col + kPrefetchRows * per_row, 2 * (g1 - g0) * sizeof(uint16_t));
+    prefetch_ahead(value, kPrefetchRows * per_row * sizeof(float), 2 * (g1 - g0) * sizeof(float));
+    prefetch_ahead(col, kPrefetchRows * per_row * sizeof(uint16_t), 2 * (g1 - g0) * sizeof(uint16_t));
     for (int64_t j = 0; j < 2 * (g1 - g0); ++j) {
       const Vec wj = S::bcast(value + j);
       const int64_t offset = static_cast<int64_t>(col[j]) * kPanelTokens;
@@ -71,6 +71,7 @@ void semi24_task_f32(const SpmmF32Problem& p, const PanelRange& panels, int64_t 
   const Epilogue& e = p.epilogue;
   for (int64_t s0 = r0; s0 < r1; s0 += kSliceRows) {
     const int64_t s1 = std::min(r1, s0 + kSliceRows);
+    if (w.indices.groups == 0) std::fill(sums, sums + (s1 - s0) * kTileTokens, 0.0f);  // in_features 0
     for (int64_t g0 = 0; g0 < w.indices.groups; g0 += kBlockGroups)
       semi24_rows_f32<S, TV>(w, x_of, g0, std::min(w.indices.groups, g0 + kBlockGroups), s0, s1, sums, g0 == 0);
     for (int64_t r = s0; r < s1; ++r) {

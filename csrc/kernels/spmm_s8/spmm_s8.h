@@ -52,7 +52,7 @@ struct SpmmS8Kernel {
   bool dense;   // runs ChannelPackedS8 (else QuadPackedS8, or Semi24S8 with semi24)
   SpmmS8Fn run;
   bool semi24 = false;
-  bool pairs = false;  // reads the weights widened to 16-bit pairs (widen_to_pairs): dense and 2:4 only
+  bool pairs = false;  // reads weights widened to 16-bit pairs (dense: widen_to_pairs, 2:4: widen_to_row_pairs)
 };
 
 const std::vector<SpmmS8Kernel>& spmm_s8_kernels();

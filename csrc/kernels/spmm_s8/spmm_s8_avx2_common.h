@@ -12,7 +12,7 @@ namespace {
 
 struct Avx2S8Base {
   using F = Avx2F32;
-  static constexpr bool kPairs = false;  // weights as int8 values (else widen_to_pairs)
+  static constexpr bool kPairs = false;  // weights as int8 values (else widened to 16-bit pairs)
   using V = __m256i;
   static constexpr int L = 8;
 

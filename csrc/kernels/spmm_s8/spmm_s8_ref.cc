@@ -74,7 +74,7 @@ void spmm_s8_ref(const SpmmS8Problem& p) {
       for (int64_t j = 0; j < n; ++j)
         for (int64_t c = 0; c < w.chunks; ++c)
           for (int slot = 0; slot < 4; ++slot) {
-            const int64_t at = ((j / 16 * w.chunks + c) * 16 + j % 16) * 4 + slot;
+            const int64_t at = w.at(j, c, slot);
             const int64_t col = 8 * c + w.positions[at];
             if (col < k) acc[j] += x[col] * w.values[at];
           }

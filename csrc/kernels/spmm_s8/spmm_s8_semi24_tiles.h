@@ -18,7 +18,7 @@
 // do run vectors over tokens: there a group's two kept weights are one pair,
 // so a group has only six activation variants and the shuffle design would
 // pay a shuffle and the widening per dot product (it measured 1.06x dense on
-// Zen 3, this one 1.4x). See run_semi24_pair_variants.
+// Zen 3, this one 1.5x). See run_semi24_pair_variants.
 // Everything has internal linkage (see kernels/tile_schedule.h).
 #pragma once
 
@@ -121,17 +121,18 @@ void semi24_variant_row(const Semi24S8& w, const typename S::V* variants, int64_
   using V = typename S::V;
   constexpr int NV = 4 * NP;
   const int64_t groups = w.indices.groups;
-  const int32_t* pair = w.row_pairs.data() + r * groups + g0;
-  const uint16_t* variant = w.row_variants.data() + r * groups + g0;
-  prefetch_span(pair + kPrefetchRows * groups, (g1 - g0) * sizeof(int32_t));
-  prefetch_span(variant + kPrefetchRows * groups, (g1 - g0) * sizeof(uint16_t));
+  const int32_t* weight_pair = w.row_pairs.data() + r * groups + g0;
+  const uint8_t* pair_index = w.row_pair_index.data() + r * groups + g0;
+  prefetch_ahead(weight_pair, kPrefetchRows * groups * sizeof(int32_t), (g1 - g0) * sizeof(int32_t));
+  prefetch_ahead(pair_index, kPrefetchRows * groups, g1 - g0);
   V* parked[NP];
   for (int h = 0; h < NP; ++h) parked[h] = sums + (h * slice_rows + r - r0) * 4;
   V acc[NV];
   for (int v = 0; v < NV; ++v) acc[v] = first ? S::zero() : parked[v / 4][v % 4];
-  for (int64_t j = 0; j < g1 - g0; ++j) {
-    const V weights = S::bcast32(pair + j);
-    const V* x = variants + static_cast<int64_t>(variant[j]) * NV;  // variant[j] = g * 6 + pair
+  const V* group_variants = variants + g0 * 6 * NV;
+  for (int64_t j = 0; j < g1 - g0; ++j, group_variants += 6 * NV) {
+    const V weights = S::bcast32(weight_pair + j);
+    const V* x = group_variants + pair_index[j] * NV;
     for (int v = 0; v < NV; ++v) acc[v] = S::add32(acc[v], S::dot_pairs(S::load(x + v), weights));
   }
   for (int v = 0; v < NV; ++v) parked[v / 4][v % 4] = acc[v];
@@ -158,7 +159,7 @@ S8PairVariants<S> pack_pair_variants(const SpmmS8Problem& p, uint64_t call_id, i
     for (int64_t t = 0; t < tiles; ++t) {
       const uint8_t* panel = panels.data + 2 * t * panels.panel_bytes;
       typename S::V* out = variants.data.data() + t * per_tile;
-      if (2 * t + 1 < count)
+      if (2 * t + 1 < count)  // the last tile of a call may hold one panel
         build_pair_variants<S, 2>({panel, panel + panels.panel_bytes}, p.k(), groups, out);
       else
         build_pair_variants<S, 1>({panel}, p.k(), groups, out);
@@ -180,6 +181,7 @@ void semi24_variant_tile(const SpmmS8Problem& p, const S8PairVariants<S>& x, int
   thread_local AlignedBuffer<V> sums;
   sums.reserve_discarding(static_cast<size_t>(slice_rows * 4 * NP));
   const V* variants = x.tile(first_tile, tile);
+  if (groups == 0) std::fill(sums.data(), sums.data() + slice_rows * 4 * NP, S::zero());  // in_features 0
   for (int64_t g0 = 0; g0 < groups; g0 += kBlockGroups) {
     const int64_t g1 = std::min(groups, g0 + kBlockGroups);
     for (int64_t r = r0; r < r1; ++r)
@@ -200,7 +202,6 @@ void semi24_variant_tile(const SpmmS8Problem& p, const S8PairVariants<S>& x, int
 template <class S>
 void run_semi24_pair_variants(const SpmmS8Problem& p) {
   using V = typename S::V;
-  static_assert(kS8PanelTokens<S> == 4 * S::L, "quad panels of 4 vectors");
   constexpr int64_t kTileTokens = 2 * kS8PanelTokens<S>;
   constexpr int64_t kSliceRows = 256;  // the unit of the schedule
   const Semi24S8& w = *p.semi24;

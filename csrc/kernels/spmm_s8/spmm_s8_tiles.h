@@ -289,12 +289,13 @@ void run_dense(const SpmmS8Problem& p) {
 
 // ---- block patterns: column quads ---------------------------------------------
 
-// k-major u8 panels of 64 tokens ([k][64]) and, per panel, each token's
-// quantization in the lane order the quad interleave produces.
+// k-major u8 panels of kS8PanelTokens<S> tokens (P = 4 vectors: [k][P]) and,
+// per panel, each token's quantization in the lane order the quad interleave
+// produces.
 struct S8Panels {
   const uint8_t* data;
-  const float* lane_scale;   // [panel][64]
-  const int32_t* lane_zp;    // [panel][64]
+  const float* lane_scale;   // [panel][P]
+  const int32_t* lane_zp;    // [panel][P]
   int64_t first;
   int64_t panel_bytes;
 };

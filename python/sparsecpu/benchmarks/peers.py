@@ -37,7 +37,10 @@ def int8_peers(x: np.ndarray, w: np.ndarray, threads: int) -> Dict[str, Peer]:
         linear = torch.nn.Linear(w.shape[1], w.shape[0], bias=False)
         with torch.no_grad():
             linear.weight.copy_(torch.from_numpy(w))
-        with warnings.catch_warnings():  # torch 2.13 deprecates its quantized tensors; still the peer users run
+        # torch 2.13 deprecates quantize_dynamic (DeprecationWarning) and its quantized
+        # tensors (UserWarning); it is still what torch users run for int8 on CPU.
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", DeprecationWarning)
             warnings.simplefilter("ignore", UserWarning)
             qlinear = torch.ao.quantization.quantize_dynamic(torch.nn.Sequential(linear), {torch.nn.Linear},
                                                              dtype=torch.qint8)
