@@ -79,6 +79,21 @@ def test_bf16_stays_close_to_the_exported_model(family, rng, tmp_path):
     assert token_cosines(actual, session(str(path)).run(None, feeds)[0]).min() >= 0.999
 
 
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("dtype,pattern,sparsity", [("fp32", None, None), ("int8", "4x1", 0.8), ("fp32", "2:4", None)])
+def test_to_onnx_file_compiles_back_to_the_same_model(family, dtype, pattern, sparsity, rng, tmp_path):
+    m = sc.compile(os.path.join(DATA, family), dtype=dtype, pattern=pattern, sparsity=sparsity)
+    path = tmp_path / "m.onnx"
+    m.to_onnx(path)
+    again = sc.compile(path, dtype=dtype)
+    ids, mask = inputs_for(family, 3, 23, rng)
+    mask[2] = 0  # padding only: the file carries what the model gives it
+    expected = m(input_ids=ids, attention_mask=mask)["last_hidden_state"]
+    actual = again(input_ids=ids, attention_mask=mask)["last_hidden_state"]
+    np.testing.assert_allclose(actual, expected, rtol=0, atol=1e-5)
+    assert again.dtype == dtype and again.summary().count("attention") == m.summary().count("attention")
+
+
 @pytest.mark.kernels
 @pytest.mark.parametrize("family", FAMILIES)
 def test_int8_stays_close_to_the_exported_model(compiled, family, rng):

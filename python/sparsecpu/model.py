@@ -116,7 +116,8 @@ class CompiledModel:
     def to_onnx(self, path) -> None:
         """Writes the compiled graph as a standard ONNX model (opset 17) with the
         weights we run (int8 models: the dequantized int8 weights), so onnxruntime
-        can run exactly what we run."""
+        can run exactly what we run; ``sparsecpu.compile`` reads the file back to the
+        same model."""
         from .compiler.to_onnx import write_onnx
 
         write_onnx(self._graph, self.dtype, path)

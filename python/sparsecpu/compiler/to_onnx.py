@@ -15,7 +15,7 @@ import os
 
 import numpy as np
 
-from ..ir import Attention, Embeddings, Graph, LayerNorm, Linear, QuantizedRows, dense_weight
+from ..ir import Attention, Embeddings, Graph, LayerNorm, Linear, QuantizedRows, dense_weight, value_widths
 
 OPSET = 17
 
@@ -79,6 +79,15 @@ def build_onnx(graph: Graph, dtype: str):
             masks[all_masked] = b.op("Where", [keep, b.const("zero_f", np.float32(0)), fill], "mask")
         return masks[all_masked]
 
+    # A fused Q/K/V projection is written as the exporters write it, one MatMul per
+    # projection (the same products), so the file reads back as a BERT export.
+    projections = {}
+    for node in graph.nodes:
+        if isinstance(node, Attention):
+            for value, first in (node.q, node.k, node.v):
+                projections.setdefault(value, {})[first] = node.heads * node.head_dim
+
+    widths = value_widths(graph.nodes)
     values = {}
     for node in graph.nodes:
         if isinstance(node, Embeddings):
@@ -87,10 +96,14 @@ def build_onnx(graph: Graph, dtype: str):
             w = dequantized_int8(node.weight) if dtype == "int8" else dense_weight(node.weight)
             if dtype == "bf16":
                 w = rounded_bf16(w)
-            y = b.op("MatMul", [values[node.input], b.const(node.name + ".weight_t", np.ascontiguousarray(w.T))],
-                     node.name)
-            if node.bias is not None:
-                y = b.op("Add", [y, b.const(node.name + ".bias", node.bias.astype(np.float32))], node.name)
+            split = projections.get(node.output)
+            if split and len(split) > 1 and node.activation is None and node.residual is None:
+                for first, width in split.items():
+                    part = f"{node.name}.{first}"
+                    values[(node.output, first)] = _matmul_add(b, part, values[node.input], w[first:first + width],
+                                                               None if node.bias is None else node.bias[first:first + width])
+                continue
+            y = _matmul_add(b, node.name, values[node.input], w, node.bias)
             if node.activation == "gelu":
                 scaled = b.op("Div", [y, b.const(node.name + ".sqrt2", np.float32(np.sqrt(2.0)))], node.name)
                 erf1 = b.op("Add", [b.op("Erf", [scaled], node.name), b.const(node.name + ".one", np.float32(1))],
@@ -103,7 +116,7 @@ def build_onnx(graph: Graph, dtype: str):
                 y = b.op("Add", [y, values[node.residual]], node.name)
             values[node.output] = y
         elif isinstance(node, Attention):
-            values[node.output] = _attention(b, node, values, mask_bias(node.all_masked))
+            values[node.output] = _attention(b, node, values, widths, mask_bias(node.all_masked))
         elif isinstance(node, LayerNorm):
             values[node.output] = b.op("LayerNormalization", [values[node.input],
                                                               b.const(node.name + ".gamma", node.gamma),
@@ -118,6 +131,13 @@ def build_onnx(graph: Graph, dtype: str):
     if model.ByteSize() < 2_000_000_000:  # the checker takes protos below protobuf's limit only
         onnx.checker.check_model(model)
     return model
+
+
+def _matmul_add(b: _Builder, name: str, x: str, w: np.ndarray, bias) -> str:
+    y = b.op("MatMul", [x, b.const(name + ".weight_t", np.ascontiguousarray(w.T))], name)
+    if bias is not None:
+        y = b.op("Add", [y, b.const(name + ".bias", bias.astype(np.float32))], name)
+    return y
 
 
 def _embeddings(b: _Builder, node: Embeddings) -> str:
@@ -147,16 +167,20 @@ def _embeddings(b: _Builder, node: Embeddings) -> str:
 _MASK_FILLS = {"average": np.finfo(np.float32).min, "all_keys": -10000.0, "zeros": -np.inf}
 
 
-def _attention(b: _Builder, node: Attention, values, mask_bias: str) -> str:
+def _attention(b: _Builder, node: Attention, values, widths, mask_bias: str) -> str:
     name, heads, d = node.name, node.heads, node.head_dim
     width = heads * d
     split_shape = b.const(name + ".split_shape", np.array([0, 0, heads, d], np.int64))
 
     def head_view(source, perm):
         value, first = source
-        part = b.op("Slice", [values[value], b.const(f"{name}.{first}.start", np.array([first], np.int64)),
-                              b.const(f"{name}.{first}.end", np.array([first + width], np.int64)),
-                              b.const(f"{name}.{first}.axis", np.array([2], np.int64))], name)
+        part = values.get(source)  # its own projection
+        if part is None:
+            part = values[value]
+            if first != 0 or widths[value] != width:
+                part = b.op("Slice", [part, b.const(f"{name}.{first}.start", np.array([first], np.int64)),
+                                      b.const(f"{name}.{first}.end", np.array([first + width], np.int64)),
+                                      b.const(f"{name}.{first}.axis", np.array([2], np.int64))], name)
         return b.op("Transpose", [b.op("Reshape", [part, split_shape], name)], name, perm=perm)
 
     q = head_view(node.q, [0, 2, 1, 3])
