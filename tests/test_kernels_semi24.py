@@ -16,9 +16,10 @@ pytestmark = pytest.mark.kernels
 S8_KERNELS = [k.name for k in _core.spmm_s8_kernels() if k.usable and k.semi24]
 F32_KERNELS = [k.name for k in _core.spmm_f32_kernels() if k.usable and k.semi24]
 # M = 1, K not a multiple of 4 or 8, tails of the token tiles (int8 32 or 64 tokens, fp32 64 or 128)
-# and row vectors; several input blocks and row slices of the kernels that walk K in blocks.
+# and row vectors, tiles of every count of 8-token vectors (M = 12, 20, 31, 45, 56); several input
+# blocks and row slices of the kernels that walk K in blocks.
 SHAPES = [(1, 1, 1), (1, 17, 3), (3, 5, 6), (65, 33, 31), (2, 1, 64), (97, 50, 129), (130, 70, 67), (129, 40, 256),
-          (70, 531, 300)]
+          (70, 531, 300), (12, 40, 20), (20, 8, 16), (31, 24, 12), (45, 33, 40), (56, 17, 9)]
 
 
 def seeded(*key):

@@ -30,6 +30,11 @@ struct Avx2S8Base {
     std::memcpy(&v, p, 8);
     return _mm256_set1_epi64x(v);
   }
+  static V widen16(const uint8_t* p) {  // 16 bytes, zero-extended to 16 bits
+    return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
+  }
+  static V low_halves(V a, V b) { return _mm256_permute2x128_si256(a, b, 0x20); }   // a.lo | b.lo
+  static V high_halves(V a, V b) { return _mm256_permute2x128_si256(a, b, 0x31); }  // a.hi | b.hi
   static V shuffle8(V table, V control) { return _mm256_shuffle_epi8(table, control); }
   static V set1_32(int32_t v) { return _mm256_set1_epi32(v); }
   static V add32(V a, V b) { return _mm256_add_epi32(a, b); }

@@ -24,6 +24,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <type_traits>
 
 #include "kernels/prefetch.h"
 #include "kernels/spmm_s8/spmm_s8_tiles.h"
@@ -75,77 +76,100 @@ void semi24_tile(const SpmmS8Problem& p, const S8Rows& rows, int64_t token0, int
 
 // ---- vectors over tokens (S::kPairs): the six pair variants of a group ------
 //
-// A tile is two of the quad kernels' u8 panels (8 vectors of tokens; the last
-// tile of a call may hold one). Once per tile, each group's six position
-// pairs are built as 16-bit pair vectors (in the lane order of the quad
-// interleave, so the quad kernels' epilogue applies); a row then costs, per
-// group, one broadcast of its weight pair and per vector of tokens one
-// vpmaddwd reading its variant: no shuffle, half the vpmaddwd of dense. (Two
-// panels per tile: the broadcast and the variant index serve 8 vectors; with
-// 4, the inner loop measured 1.4x slower per vpmaddwd on Zen 3.) The input
-// dimension is walked in blocks whose variants stay in L1 while a slice of
-// rows passes over them, the slice's sums parked between blocks (as the fp32
-// 2:4 kernel).
+// A tile is up to 64 tokens: two of the quad kernels' u8 panels, as many
+// vectors as it has tokens (NV = 1..8, vector j = tokens 8j..8j+7), so a short
+// call computes little padding. Once per tile, each group's six position
+// pairs are built as 16-bit pair vectors; a row then costs, per group, one
+// broadcast of its weight pair and per vector one vpmaddwd reading its
+// variant: no shuffle, half the vpmaddwd of dense. (With 8 vectors per
+// broadcast and variant index the loop ran 1.4x faster per vpmaddwd than with
+// 4 on Zen 3.) The input dimension is walked in blocks whose variants stay in
+// L1 while a slice of rows passes over them, the slice's sums parked between
+// blocks (as the fp32 2:4 kernel); the sums then go to the quad lane order
+// and leave through the quad kernels' epilogue.
 
-// Variants of every group of NP panels (k rows of 4 * S::L bytes each):
-// out[((g * 6 + pair) * NP + h) * 4 + v] = pairs (a_i0, a_i1) of vector v of panel h.
-template <class S, int NP>
-void build_pair_variants(const uint8_t* const (&panels)[NP], int64_t k, int64_t groups, typename S::V* out) {
+constexpr int kVariantTileTokens = 64;
+
+// Variants of every group of a tile of NV vectors (from panels[0] and, past
+// 4 vectors, panels[1]; k rows of 32 bytes each):
+// out[(g * 6 + pair) * NV + j] = pairs (a_i0, a_i1) of tokens 8j..8j+7.
+template <class S, int NV>
+void build_pair_variants(const uint8_t* const (&panels)[2], int64_t k, int64_t groups, typename S::V* out) {
   using V = typename S::V;
-  constexpr int64_t kRow = 4 * S::L;
+  static_assert(S::L == 8 && kS8PanelTokens<S> == 32, "vectors of 8 tokens, panels of 32");
+  constexpr int NP = (NV + 3) / 4;
   const V zero = S::zero();
   for (int64_t g = 0; g < groups; ++g)
     for (int h = 0; h < NP; ++h) {
-      V lo[4], hi[4];  // input 4g + i as 16-bit values: vectors 0-1 and 2-3 of the panel
+      V a[4][2];  // input 4g + i as 16-bit values: tokens 0-15 and 16-31 of panel h
       for (int i = 0; i < 4; ++i) {
-        const V a = 4 * g + i < k ? S::load(panels[h] + (4 * g + i) * kRow) : zero;
-        lo[i] = S::unpacklo8(a, zero);
-        hi[i] = S::unpackhi8(a, zero);
+        const uint8_t* row = panels[h] + (4 * g + i) * 32;
+        a[i][0] = 4 * g + i < k ? S::widen16(row) : zero;
+        a[i][1] = 4 * g + i < k ? S::widen16(row + 16) : zero;
       }
       for (int pair = 0; pair < 6; ++pair) {
         const int i0 = kSemi24Pairs[pair][0], i1 = kSemi24Pairs[pair][1];
-        V* dst = out + ((g * 6 + pair) * NP + h) * 4;
-        S::store(dst + 0, S::unpacklo16(lo[i0], lo[i1]));
-        S::store(dst + 1, S::unpackhi16(lo[i0], lo[i1]));
-        S::store(dst + 2, S::unpacklo16(hi[i0], hi[i1]));
-        S::store(dst + 3, S::unpackhi16(hi[i0], hi[i1]));
+        V* dst = out + (g * 6 + pair) * NV;
+        for (int half = 0; half < 2; ++half) {
+          const int j = 4 * h + 2 * half;  // tokens 8j.. and 8(j + 1)..
+          if (j >= NV) break;
+          // In-lane unpacks give tokens 0-3 | 8-11 and 4-7 | 12-15 of the 16.
+          const V lo = S::unpacklo16(a[i0][half], a[i1][half]), hi = S::unpackhi16(a[i0][half], a[i1][half]);
+          S::store(dst + j, S::low_halves(lo, hi));
+          if (j + 1 < NV) S::store(dst + j + 1, S::high_halves(lo, hi));
+        }
       }
     }
 }
 
-// Row r over groups [g0, g1) of a tile's NP-panel variants, into the slice's
-// sums from row r0: sums[(h * slice_rows + r - r0) * 4 + v] (`first`: from zero).
-template <class S, int NP>
+// Row r over groups [g0, g1) of a tile's NV-vector variants, into the
+// slice's sums from row r0: sums[(r - r0) * NV + j] (`first`: from zero).
+template <class S, int NV>
 void semi24_variant_row(const Semi24S8& w, const typename S::V* variants, int64_t g0, int64_t g1, int64_t r,
-                        int64_t r0, int64_t slice_rows, typename S::V* sums, bool first) {
+                        int64_t r0, typename S::V* sums, bool first) {
   using V = typename S::V;
-  constexpr int NV = 4 * NP;
   const int64_t groups = w.indices.groups;
   const int32_t* weight_pair = w.row_pairs.data() + r * groups + g0;
   const uint8_t* pair_index = w.row_pair_index.data() + r * groups + g0;
   prefetch_ahead(weight_pair, kPrefetchRows * groups * sizeof(int32_t), (g1 - g0) * sizeof(int32_t));
   prefetch_ahead(pair_index, kPrefetchRows * groups, g1 - g0);
-  V* parked[NP];
-  for (int h = 0; h < NP; ++h) parked[h] = sums + (h * slice_rows + r - r0) * 4;
+  V* parked = sums + (r - r0) * NV;
   V acc[NV];
-  for (int v = 0; v < NV; ++v) acc[v] = first ? S::zero() : parked[v / 4][v % 4];
+  for (int j = 0; j < NV; ++j) acc[j] = first ? S::zero() : parked[j];
   const V* group_variants = variants + g0 * 6 * NV;
-  for (int64_t j = 0; j < g1 - g0; ++j, group_variants += 6 * NV) {
-    const V weights = S::bcast32(weight_pair + j);
-    const V* x = group_variants + pair_index[j] * NV;
-    for (int v = 0; v < NV; ++v) acc[v] = S::add32(acc[v], S::dot_pairs(S::load(x + v), weights));
+  for (int64_t i = 0; i < g1 - g0; ++i, group_variants += 6 * NV) {
+    const V weights = S::bcast32(weight_pair + i);
+    const V* x = group_variants + pair_index[i] * NV;
+    for (int j = 0; j < NV; ++j) acc[j] = S::add32(acc[j], S::dot_pairs(S::load(x + j), weights));
   }
-  for (int v = 0; v < NV; ++v) parked[v / 4][v % 4] = acc[v];
+  for (int j = 0; j < NV; ++j) parked[j] = acc[j];
 }
 
-// A token group's u8 panels and, per tile of two panels, the pair variants of all its groups.
+// Vectors of a tile of `tokens` tokens.
+inline int variant_vectors(int64_t tokens) { return static_cast<int>(std::min<int64_t>(8, (tokens + 7) / 8)); }
+
+// Calls fn(std::integral_constant<int, NV>) for NV = vectors (1..8).
+template <class Fn>
+void with_variant_vectors(int vectors, const Fn& fn) {
+  switch (vectors) {
+    case 1: return fn(std::integral_constant<int, 1>());
+    case 2: return fn(std::integral_constant<int, 2>());
+    case 3: return fn(std::integral_constant<int, 3>());
+    case 4: return fn(std::integral_constant<int, 4>());
+    case 5: return fn(std::integral_constant<int, 5>());
+    case 6: return fn(std::integral_constant<int, 6>());
+    case 7: return fn(std::integral_constant<int, 7>());
+    default: return fn(std::integral_constant<int, 8>());
+  }
+}
+
+// A token group's u8 panels and, per tile, the pair variants of all its groups.
 template <class S>
 struct S8PairVariants {
   S8Panels panels;
-  int64_t panel_count;
   const typename S::V* data;
   int64_t per_tile;  // vectors
-  const typename S::V* tile(int64_t first_tile, int64_t t) const { return data + (t - first_tile) * per_tile; }
+  const typename S::V* tile(int64_t t) const { return data + (t - panels.first / 2) * per_tile; }
 };
 
 template <class S>
@@ -153,48 +177,57 @@ S8PairVariants<S> pack_pair_variants(const SpmmS8Problem& p, uint64_t call_id, i
                                      int64_t count) {
   thread_local PanelCache<typename S::V> variants;
   const S8Panels panels = pack_quad_panels<S>(p, call_id, group, first, count);
-  const int64_t groups = p.semi24->indices.groups, per_tile = groups * 6 * 2 * 4;
-  const int64_t tiles = (count + 1) / 2;
+  const int64_t groups = p.semi24->indices.groups, per_tile = groups * 6 * 8;
+  const int64_t tiles = (count + 1) / 2;  // first is even: tiles hold two panels
   if (variants.claim(call_id, group, static_cast<size_t>(std::max<int64_t>(1, tiles * per_tile))))
     for (int64_t t = 0; t < tiles; ++t) {
       const uint8_t* panel = panels.data + 2 * t * panels.panel_bytes;
-      typename S::V* out = variants.data.data() + t * per_tile;
-      if (2 * t + 1 < count)  // the last tile of a call may hold one panel
-        build_pair_variants<S, 2>({panel, panel + panels.panel_bytes}, p.k(), groups, out);
-      else
-        build_pair_variants<S, 1>({panel}, p.k(), groups, out);
+      const uint8_t* const pair_of_panels[2] = {panel, 2 * t + 1 < count ? panel + panels.panel_bytes : nullptr};
+      const int64_t token0 = (first + 2 * t) * kS8PanelTokens<S>;
+      with_variant_vectors(variant_vectors(p.m - token0), [&](auto nv) {
+        build_pair_variants<S, decltype(nv)::value>(pair_of_panels, p.k(), groups,
+                                                    variants.data.data() + t * per_tile);
+      });
     }
-  return S8PairVariants<S>{panels, count, variants.data.data(), per_tile};
+  return S8PairVariants<S>{panels, variants.data.data(), per_tile};
 }
 
-// One tile of NP panels x the rows of one slice.
-template <class S, int NP>
+// One tile of NV vectors x the rows [r0, r1) of one slice.
+template <class S, int NV>
 void semi24_variant_tile(const SpmmS8Problem& p, const S8PairVariants<S>& x, int64_t tile, int64_t r0, int64_t r1) {
   using V = typename S::V;
-  constexpr int64_t kPanelTokens = 4 * S::L;
-  // Variants of one block of groups, about 24 KiB (6 pairs x NP x 4 vectors
-  // per group): measured better than 12 or 96 KiB on Zen 3.
-  constexpr int64_t kBlockGroups = std::max<int64_t>(1, (24 << 10) / (24 * NP * static_cast<int64_t>(sizeof(V))));
+  // Variants of one block of groups, about 24 KiB at 8 vectors (6 pairs x NV
+  // vectors per group): measured better than 12 or 96 KiB on Zen 3.
+  constexpr int64_t kBlockGroups = std::max<int64_t>(1, (24 << 10) / (6 * 8 * static_cast<int64_t>(sizeof(V))));
   const Semi24S8& w = *p.semi24;
-  const int64_t groups = w.indices.groups, slice_rows = r1 - r0;
-  const int64_t first_tile = x.panels.first / 2;
+  const int64_t groups = w.indices.groups;
   thread_local AlignedBuffer<V> sums;
-  sums.reserve_discarding(static_cast<size_t>(slice_rows * 4 * NP));
-  const V* variants = x.tile(first_tile, tile);
-  if (groups == 0) std::fill(sums.data(), sums.data() + slice_rows * 4 * NP, S::zero());  // in_features 0
+  sums.reserve_discarding(static_cast<size_t>((r1 - r0) * NV));
+  const V* variants = x.tile(tile);
+  if (groups == 0) std::fill(sums.data(), sums.data() + (r1 - r0) * NV, S::zero());  // in_features 0
   for (int64_t g0 = 0; g0 < groups; g0 += kBlockGroups) {
     const int64_t g1 = std::min(groups, g0 + kBlockGroups);
-    for (int64_t r = r0; r < r1; ++r)
-      semi24_variant_row<S, NP>(w, variants, g0, g1, r, r0, slice_rows, sums.data(), g0 == 0);
+    for (int64_t r = r0; r < r1; ++r) semi24_variant_row<S, NV>(w, variants, g0, g1, r, r0, sums.data(), g0 == 0);
   }
-  alignas(64) float stage[S::L * kPanelTokens];
-  for (int h = 0; h < NP; ++h) {
+  // Per panel, each row's 4 vectors in the quad lane order (token_of_lane):
+  // vector u holds tokens 4u.. 4u+3 and 16+4u.. 16+4u+3.
+  alignas(64) float stage[S::L * kS8PanelTokens<S>];
+  alignas(64) int32_t quad_sums[S::L][4][S::L];
+  for (int h = 0; h * 4 < NV; ++h) {
     const int64_t panel = 2 * tile + h;
-    const auto* panel_sums = reinterpret_cast<const int32_t(*)[4][S::L]>(sums.data() + h * slice_rows * 4);
     for (int64_t c0 = r0; c0 < r1; c0 += S::L) {
       const int channels = static_cast<int>(std::min<int64_t>(S::L, r1 - c0));
-      finish_token_sums<S, 4, 0>(p, x.panels, panel, panel_sums + (c0 - r0), c0, channels, stage);
-      if (p.output != S8Output::s32) store_staged<S>(p, stage, panel * kPanelTokens, c0, channels);
+      for (int c = 0; c < channels; ++c) {
+        const V* row = sums.data() + (c0 + c - r0) * NV;
+        V n[4];  // tokens 0-7, 8-15, 16-23, 24-31 of the panel
+        for (int j = 0; j < 4; ++j) n[j] = 4 * h + j < NV ? row[4 * h + j] : S::zero();
+        S::store(quad_sums[c][0], S::low_halves(n[0], n[2]));
+        S::store(quad_sums[c][1], S::high_halves(n[0], n[2]));
+        S::store(quad_sums[c][2], S::low_halves(n[1], n[3]));
+        S::store(quad_sums[c][3], S::high_halves(n[1], n[3]));
+      }
+      finish_token_sums<S, 4, 0>(p, x.panels, panel, quad_sums, c0, channels, stage);
+      if (p.output != S8Output::s32) store_staged<S>(p, stage, panel * kS8PanelTokens<S>, c0, channels);
     }
   }
 }
@@ -202,12 +235,11 @@ void semi24_variant_tile(const SpmmS8Problem& p, const S8PairVariants<S>& x, int
 template <class S>
 void run_semi24_pair_variants(const SpmmS8Problem& p) {
   using V = typename S::V;
-  constexpr int64_t kTileTokens = 2 * kS8PanelTokens<S>;
   constexpr int64_t kSliceRows = 256;  // the unit of the schedule
   const Semi24S8& w = *p.semi24;
   TileSchedule s;
   s.tokens = p.m;
-  s.tokens_per_tile = kTileTokens;
+  s.tokens_per_tile = kVariantTileTokens;
   s.tokens_per_panel = kS8PanelTokens<S>;
   s.panel_bytes = w.k * kS8PanelTokens<S> + w.indices.groups * 6 * 4 * static_cast<int64_t>(sizeof(V));
   s.block_rows = (w.n + kSliceRows - 1) / kSliceRows;
@@ -220,10 +252,9 @@ void run_semi24_pair_variants(const SpmmS8Problem& p) {
       },
       [&](const S8PairVariants<S>& x, int64_t tile, int64_t slice) {
         const int64_t r0 = slice * kSliceRows, r1 = std::min(w.n, r0 + kSliceRows);
-        if (2 * tile + 1 < x.panels.first + x.panel_count)
-          semi24_variant_tile<S, 2>(p, x, tile, r0, r1);
-        else
-          semi24_variant_tile<S, 1>(p, x, tile, r0, r1);
+        with_variant_vectors(variant_vectors(p.m - tile * kVariantTileTokens), [&](auto nv) {
+          semi24_variant_tile<S, decltype(nv)::value>(p, x, tile, r0, r1);
+        });
       });
 }
 
