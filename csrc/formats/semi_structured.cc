@@ -105,9 +105,9 @@ Semi24S8 pack_semi24_s8(const int8_t* w, int64_t n, int64_t k) {
 }
 
 void widen_to_row_pairs(Semi24S8& w) {
-  const int64_t groups = w.indices.groups;
-  w.row_pairs.resize(static_cast<size_t>(w.n * groups));
-  w.row_pair_index.resize(static_cast<size_t>(w.n * groups));
+  const int64_t groups = w.indices.groups, padded_rows = (w.n + 15) / 16 * 16;
+  w.row_pairs.resize(static_cast<size_t>(padded_rows * groups));  // zero: padding rows multiply nothing
+  w.row_pair_index.assign(static_cast<size_t>(padded_rows * groups), 0);
   for (int64_t r = 0; r < w.n; ++r)
     for (int64_t g = 0; g < groups; ++g) {
       const int i0 = w.indices.position(r, g, 0), i1 = w.indices.position(r, g, 1);
@@ -116,8 +116,8 @@ void widen_to_row_pairs(Semi24S8& w) {
       const size_t from = static_cast<size_t>(w.at(r, g / 2, 2 * (g % 2)));
       const uint32_t lo = static_cast<uint16_t>(int16_t{w.values[from]});
       const uint32_t hi = static_cast<uint16_t>(int16_t{w.values[from + 1]});
-      w.row_pairs[static_cast<size_t>(r * groups + g)] = static_cast<int32_t>(lo | hi << 16);
-      w.row_pair_index[static_cast<size_t>(r * groups + g)] = pair;
+      w.row_pairs[static_cast<size_t>(w.row_pair_at(r, g))] = static_cast<int32_t>(lo | hi << 16);
+      w.row_pair_index[static_cast<size_t>(w.row_pair_at(r, g))] = pair;
     }
   w.values = AlignedBuffer<int8_t>();
   w.positions = AlignedBuffer<uint8_t>();

@@ -65,12 +65,15 @@ struct Semi24S8 {
   int64_t at(int64_t row, int64_t chunk, int slot) const {
     return ((row / 16 * chunks + chunk) * 16 + row % 16) * 4 + slot;
   }
-  // Or (widen_to_row_pairs) per row and group: the two kept weights as one
-  // 16-bit pair (w_i0 in the low half), and which of the group's six position
-  // pairs they multiply (the kSemi24Pairs index). values and positions are
-  // then empty.
+  // Or (widen_to_row_pairs) per block of 8 rows, group and row
+  // ([ceil(n / 16) * 2][groups][8]: rows padded to a multiple of 16 with zero
+  // weights): the two kept weights as one 16-bit pair (w_i0 in the low half),
+  // and which of the group's six position pairs they multiply (the
+  // kSemi24Pairs index). values and positions are then empty.
   AlignedBuffer<int32_t> row_pairs;
   std::vector<uint8_t> row_pair_index;
+  // Where row r's pair and index for group g lie in row_pairs and row_pair_index.
+  int64_t row_pair_at(int64_t r, int64_t g) const { return ((r / 8) * indices.groups + g) * 8 + r % 8; }
   size_t packed_bytes() const {
     return values.size() + positions.size() + row_pairs.size() * sizeof(int32_t) + row_pair_index.size();
   }

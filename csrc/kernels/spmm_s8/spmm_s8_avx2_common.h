@@ -33,6 +33,10 @@ struct Avx2S8Base {
   static V widen16(const uint8_t* p) {  // 16 bytes, zero-extended to 16 bits
     return _mm256_cvtepu8_epi16(_mm_loadu_si128(reinterpret_cast<const __m128i*>(p)));
   }
+  static V widen32(const uint8_t* p) {  // 8 bytes, zero-extended to 32 bits
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(p)));
+  }
+  static V permute32(V table, V index) { return _mm256_permutevar8x32_epi32(table, index); }
   static V low_halves(V a, V b) { return _mm256_permute2x128_si256(a, b, 0x20); }   // a.lo | b.lo
   static V high_halves(V a, V b) { return _mm256_permute2x128_si256(a, b, 0x31); }  // a.hi | b.hi
   static V shuffle8(V table, V control) { return _mm256_shuffle_epi8(table, control); }

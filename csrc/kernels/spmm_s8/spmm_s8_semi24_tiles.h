@@ -128,18 +128,21 @@ template <class S, int NV>
 void semi24_variant_row(const Semi24S8& w, const typename S::V* variants, int64_t g0, int64_t g1, int64_t r,
                         int64_t r0, typename S::V* sums, bool first) {
   using V = typename S::V;
-  const int64_t groups = w.indices.groups;
-  const int32_t* weight_pair = w.row_pairs.data() + r * groups + g0;
-  const uint8_t* pair_index = w.row_pair_index.data() + r * groups + g0;
-  prefetch_ahead(weight_pair, kPrefetchRows * groups * sizeof(int32_t), (g1 - g0) * sizeof(int32_t));
-  prefetch_ahead(pair_index, kPrefetchRows * groups, g1 - g0);
+  const int64_t at = w.row_pair_at(r, g0);  // then every 8th entry: rows are interleaved in blocks of 8
+  const int32_t* weight_pair = w.row_pairs.data() + at;
+  const uint8_t* pair_index = w.row_pair_index.data() + at;
+  if (r % 8 == 0) {  // the next block of rows: a few lines, a whole row block away
+    const int64_t ahead = w.indices.groups * 8;
+    prefetch_ahead(weight_pair, ahead * static_cast<int64_t>(sizeof(int32_t)), (g1 - g0) * 8 * sizeof(int32_t));
+    prefetch_ahead(pair_index, ahead, (g1 - g0) * 8);
+  }
   V* parked = sums + (r - r0) * NV;
   V acc[NV];
   for (int j = 0; j < NV; ++j) acc[j] = first ? S::zero() : parked[j];
   const V* group_variants = variants + g0 * 6 * NV;
   for (int64_t i = 0; i < g1 - g0; ++i, group_variants += 6 * NV) {
-    const V weights = S::bcast32(weight_pair + i);
-    const V* x = group_variants + pair_index[i] * NV;
+    const V weights = S::bcast32(weight_pair + 8 * i);
+    const V* x = group_variants + pair_index[8 * i] * NV;
     for (int j = 0; j < NV; ++j) acc[j] = S::add32(acc[j], S::dot_pairs(S::load(x + j), weights));
   }
   for (int j = 0; j < NV; ++j) parked[j] = acc[j];
@@ -232,11 +235,78 @@ void semi24_variant_tile(const SpmmS8Problem& p, const S8PairVariants<S>& x, int
   }
 }
 
+// ---- vectors over channels (S::kPairs), for calls with few tokens ----------
+//
+// Below 32 tokens the per-row, per-group cost of the variant design (a
+// broadcast, an index, a loop step) outweighs its few vpmaddwd: there, 8 rows
+// of a group are one vector of weight pairs, their indices become a byte
+// shuffle (one table lookup per vector and group, shared by every token),
+// and per token the group's four 16-bit activations are broadcast and
+// shuffled into each row's pair.
+
+// The byte shuffle that moves pair `index` of a group's activations, held as
+// 16-bit (a0, a2, a1, a3) as the dense pair rows hold them, into one dword.
+constexpr uint32_t pair_shuffle(int index) {
+  constexpr int kSlot[4] = {0, 2, 1, 3};
+  const uint32_t s0 = 2 * kSlot[kSemi24Pairs[index][0]], s1 = 2 * kSlot[kSemi24Pairs[index][1]];
+  return s0 | (s0 + 1) << 8 | s1 << 16 | (s1 + 1) << 24;
+}
+
+// 16 rows (two blocks of 8) from channel block cb0 x T tokens.
+template <class S, int T>
+void semi24_pair_channel_tile(const SpmmS8Problem& p, const S8Rows& rows, int64_t token0, int tokens, int64_t cb0) {
+  using V = typename S::V;
+  static_assert(S::L == 8, "a vector is a block of 8 rows");
+  alignas(32) static constexpr uint32_t kShuffles[8] = {pair_shuffle(0), pair_shuffle(1), pair_shuffle(2),
+                                                        pair_shuffle(3), pair_shuffle(4), pair_shuffle(5), 0, 0};
+  const Semi24S8& w = *p.semi24;
+  const V shuffles = S::load(kShuffles);
+  const int32_t* wp[2];
+  const uint8_t* ip[2];
+  for (int v = 0; v < 2; ++v) {
+    wp[v] = w.row_pairs.data() + w.row_pair_at(16 * cb0 + 8 * v, 0);
+    ip[v] = w.row_pair_index.data() + w.row_pair_at(16 * cb0 + 8 * v, 0);
+  }
+  const uint16_t* xr[T];  // pair rows: group g at 4g
+  for (int t = 0; t < T; ++t)
+    xr[t] = reinterpret_cast<const uint16_t*>(rows.row(token0 + std::min(t, tokens - 1)));
+
+  V acc[2][T];
+  for (int v = 0; v < 2; ++v)
+    for (int t = 0; t < T; ++t) acc[v][t] = S::zero();
+  for (int64_t g = 0; g < w.indices.groups; ++g) {
+    V b[2], shuffle[2];
+    for (int v = 0; v < 2; ++v) {
+      b[v] = S::load(wp[v] + 8 * g);
+      shuffle[v] = S::permute32(shuffles, S::widen32(ip[v] + 8 * g));
+    }
+    for (int t = 0; t < T; ++t) {
+      const V x = S::bcast64(xr[t] + 4 * g);
+      for (int v = 0; v < 2; ++v) acc[v][t] = S::add32(acc[v][t], S::dot_pairs(S::shuffle8(x, shuffle[v]), b[v]));
+    }
+  }
+  alignas(64) int32_t sums[2][T][S::L];  // leave registers in one unrolled store (see spmm_f32_tiles.h)
+#pragma GCC unroll 64
+  for (int v = 0; v < 2; ++v)
+#pragma GCC unroll 64
+    for (int t = 0; t < T; ++t) S::store(sums[v][t], acc[v][t]);
+  store_channel_tile<S, 2, T>(p, rows, sums, token0, tokens, cb0);
+}
+
+// Calls of fewer tokens than this run the channel design.
+constexpr int64_t kVariantMinTokens = 32;
+
 template <class S>
 void run_semi24_pair_variants(const SpmmS8Problem& p) {
   using V = typename S::V;
   constexpr int64_t kSliceRows = 256;  // the unit of the schedule
   const Semi24S8& w = *p.semi24;
+  if (p.m < kVariantMinTokens) {
+    const auto tile = [&](const S8Rows& rows, int64_t token0, int tokens, int64_t cb) {
+      semi24_pair_channel_tile<S, 4>(p, rows, token0, tokens, cb);
+    };
+    return run_channel_tiles<S, 2, 4>(p, w.channel_blocks, static_cast<int64_t>(w.packed_bytes()), tile, tile);
+  }
   TileSchedule s;
   s.tokens = p.m;
   s.tokens_per_tile = kVariantTileTokens;
