@@ -25,7 +25,8 @@ def test_info_json_matches_cpu_info():
     assert out.returncode == 0, out.stderr
     info = json.loads(out.stdout)
     assert info["isa"] in info["isa_available"]
-    assert set(info["fp32_kernels"]) == {"16x1", "8x1", "4x1", "1x4", "1x1", "dense"}
+    assert set(info["fp32_kernels"]) == {"16x1", "8x1", "4x1", "1x4", "1x1", "2:4", "dense"}
+    assert "semi24" in info["int8_kernels"]["2:4"]
 
 
 def test_info_text_under_forced_isa():
