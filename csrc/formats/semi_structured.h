@@ -8,8 +8,9 @@
 //  * int8: blocks of 16 output channels; per chunk of two groups (8 inputs)
 //    each channel's four kept values form one dword, next to the chunk
 //    positions of the four activation bytes they multiply; or, for vpmaddwd
-//    kernels (widen_to_row_pairs), per row and group a 16-bit weight pair and
-//    which of the six position pairs it multiplies.
+//    kernels (widen_to_row_pairs), per group and row (rows interleaved in
+//    blocks of 8) a 16-bit weight pair and which of the six position pairs it
+//    multiplies.
 #pragma once
 
 #include <cstdint>

@@ -43,7 +43,8 @@ void spmm_s8_dense_avx2(const SpmmS8Problem& p) { run_dense<Avx2S8Pairs, 2, 4>(p
 // Half tiles: widened activations of 2 vectors leave registers for 4 rows.
 void spmm_s8_quads_avx2(const SpmmS8Problem& p) { run_quads<Avx2S8, 4, 2>(p); }
 
-// 2:4: tiles of 64 tokens over the six pair variants of every group.
+// 2:4: tiles of up to 64 tokens over the six pair variants of every group;
+// calls under 32 tokens, vectors of 8 rows.
 void spmm_s8_semi24_avx2(const SpmmS8Problem& p) { run_semi24_pair_variants<Avx2S8Pairs>(p); }
 
 }  // namespace sparsecpu

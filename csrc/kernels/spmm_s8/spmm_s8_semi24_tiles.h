@@ -15,10 +15,11 @@
 // 0.6x the dense kernel.)
 //
 // Kernels that multiply 16-bit pairs (S::kPairs: vpmaddwd, AVX2 without VNNI)
-// do run vectors over tokens: there a group's two kept weights are one pair,
-// so a group has only six activation variants and the shuffle design would
-// pay a shuffle and the widening per dot product (it measured 1.06x dense on
-// Zen 3, this one 1.5x). See run_semi24_pair_variants.
+// take other weights (widen_to_row_pairs: a group's two kept weights are one
+// pair, so a group has only six activation variants) and, from 32 tokens on,
+// run vectors over tokens (this byte design, widening every dot product,
+// measured 1.06x dense on Zen 3; that one 1.4-1.5x); fewer tokens run vectors
+// over channels on the same weights. See run_semi24_pair_variants.
 // Everything has internal linkage (see kernels/tile_schedule.h).
 #pragma once
 
@@ -131,7 +132,7 @@ void semi24_variant_row(const Semi24S8& w, const typename S::V* variants, int64_
   const int64_t at = w.row_pair_at(r, g0);  // then every 8th entry: rows are interleaved in blocks of 8
   const int32_t* weight_pair = w.row_pairs.data() + at;
   const uint8_t* pair_index = w.row_pair_index.data() + at;
-  if (r % 8 == 0) {  // the next block of rows: a few lines, a whole row block away
+  if (r % 8 == 0) {  // the next block of rows (slices start at multiples of 8): a few lines, a row block away
     const int64_t ahead = w.indices.groups * 8;
     prefetch_ahead(weight_pair, ahead * static_cast<int64_t>(sizeof(int32_t)), (g1 - g0) * 8 * sizeof(int32_t));
     prefetch_ahead(pair_index, ahead, (g1 - g0) * 8);
@@ -181,7 +182,8 @@ S8PairVariants<S> pack_pair_variants(const SpmmS8Problem& p, uint64_t call_id, i
   thread_local PanelCache<typename S::V> variants;
   const S8Panels panels = pack_quad_panels<S>(p, call_id, group, first, count);
   const int64_t groups = p.semi24->indices.groups, per_tile = groups * 6 * 8;
-  const int64_t tiles = (count + 1) / 2;  // first is even: tiles hold two panels
+  // first is even: tiles hold two panels (the call's last tile, one or two)
+  const int64_t tiles = (count + 1) / 2;
   if (variants.claim(call_id, group, static_cast<size_t>(std::max<int64_t>(1, tiles * per_tile))))
     for (int64_t t = 0; t < tiles; ++t) {
       const uint8_t* panel = panels.data + 2 * t * panels.panel_bytes;
