@@ -473,21 +473,27 @@ void store_staged(const SpmmS8Problem& p, const float* stage, int64_t token0, in
   }
 }
 
-// RP: rows per pass over a block row's quads (the register budget). The
-// schedule's unit is a group of block rows covering S::L channels, so their
-// results leave through whole-vector stores (one per token) instead of
-// R-channel pieces.
+// R rows of a block row over a tile, whole or in halves. The second half
+// (tokens 8-15 and 24-31 of the tile) is skipped when it holds no token of
+// the call (8 tokens or fewer: a short query), its stage rows zeroed.
 template <class S, int NV, int R>
 void quad_rows(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, int64_t br, int row0, float* stage) {
   if constexpr (NV == 4) {
     quad_tile<S, R>(p, panels, token0, br, row0, stage);
   } else {
     quad_tile<S, R, 2, 0>(p, panels, token0, br, row0, stage);
-    quad_tile<S, R, 2, 2>(p, panels, token0, br, row0, stage);
+    if (token0 + 8 < p.m) {
+      quad_tile<S, R, 2, 2>(p, panels, token0, br, row0, stage);
+    } else {
+      for (int r = 0; r < R; ++r) std::fill_n(stage + r * 4 * S::L + 2 * S::L, 2 * S::L, 0.0f);
+    }
   }
 }
 
-// NV: vectors of the tile per pass, 4 or 2 (see quad_tile).
+// NV: vectors of the tile per pass, 4 or 2 (see quad_tile). RP: rows per
+// pass over a block row's quads (the register budget). The schedule's unit is
+// a group of block rows covering S::L channels, so their results leave
+// through whole-vector stores (one per token) instead of R-channel pieces.
 template <class S, int RP, int NV = 4>
 void run_quads(const SpmmS8Problem& p) {
   const QuadPackedS8& w = *p.quads;
