@@ -17,11 +17,12 @@ S8_KERNELS = [k.name for k in _core.spmm_s8_kernels() if k.usable and k.semi24]
 F32_KERNELS = [k.name for k in _core.spmm_f32_kernels() if k.usable and k.semi24]
 # M = 1, K not a multiple of 4 or 8, tails of the token tiles (int8 32 or 64 tokens, fp32 64 or 128)
 # and row vectors; the AVX2 int8 kernel's tiles of every count of 8-token vectors (M = 65, 76, 84,
-# 96, 97, 45, 56, 64) and its path for calls under 32 tokens; several input blocks and row slices
-# of the kernels that walk K in blocks.
+# 96, 97, 45, 56, 64) and its path for calls under 32 tokens; the AVX2 fp32 kernel's path for
+# calls under 16 tokens (M = 1, 2, 3, 6, 13); several input blocks and row slices of the kernels
+# that walk K in blocks.
 SHAPES = [(1, 1, 1), (1, 17, 3), (3, 5, 6), (65, 33, 31), (2, 1, 64), (97, 50, 129), (130, 70, 67), (129, 40, 256),
           (70, 531, 300), (76, 40, 20), (84, 8, 16), (96, 24, 12), (31, 24, 12), (45, 33, 40), (56, 17, 9),
-          (64, 19, 5)]
+          (64, 19, 5), (13, 29, 18), (6, 9, 10)]
 
 
 def seeded(*key):
@@ -155,7 +156,7 @@ def test_other_n_m_patterns_and_mismatched_kernels_are_refused():
 def test_threads_give_identical_results():
     rng = seeded("threads")
     w = random_2_4(rng, 300, 96)
-    for m in (20, 40, 200):  # the AVX2 int8 kernel's two designs, and several tiles
+    for m in (10, 20, 40, 200):  # the AVX2 kernels' designs for few and many tokens, and several tiles
         x = rng.standard_normal((m, 96)).astype(np.float32)
         for dtype in ("fp32", "int8"):
             lin = SparseLinear(w, pattern="2:4", dtype=dtype)

@@ -60,22 +60,19 @@ template Semi24Indices find_semi24_indices<float>(const float*, int64_t, int64_t
 template Semi24Indices find_semi24_indices<int8_t>(const int8_t*, int64_t, int64_t);
 
 Semi24F32 pack_semi24_f32(const float* w, int64_t n, int64_t k) {
-  if (k > kSemi24MaxK)
-    throw std::invalid_argument("2:4 fp32 layers take at most " + std::to_string(kSemi24MaxK) +
-                                " in_features, got " + std::to_string(k));
   Semi24F32 s;
   s.n = n;
   s.k = k;
   s.indices = find_semi24_indices(w, n, k);
-  const int64_t per_row = 2 * s.indices.groups;
-  s.values.resize(static_cast<size_t>(n * per_row));
-  s.cols.resize(static_cast<size_t>(n * per_row));
+  const size_t size = static_cast<size_t>((n + 7) / 8 * 8 * 2 * s.indices.groups);
+  s.values.resize(size);  // zero: padding rows multiply nothing
+  s.positions.assign(size, 0);
   for (int64_t r = 0; r < n; ++r)
     for (int64_t g = 0; g < s.indices.groups; ++g)
       for (int which = 0; which < 2; ++which) {
-        const int64_t col = g * 4 + s.indices.position(r, g, which);
-        const int64_t at = r * per_row + 2 * g + which;
-        s.cols[static_cast<size_t>(at)] = static_cast<uint16_t>(std::min(col, k - 1));
+        const int position = s.indices.position(r, g, which);
+        const int64_t col = g * 4 + position, at = s.at(r, g, which);
+        s.positions[static_cast<size_t>(at)] = static_cast<uint8_t>(position);
         s.values[static_cast<size_t>(at)] = col < k ? w[r * k + col] : 0.0f;  // past k: a zero weight
       }
   return s;

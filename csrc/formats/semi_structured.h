@@ -42,13 +42,16 @@ Semi24Indices find_semi24_indices(const T* w, int64_t n, int64_t k);
 struct Semi24F32 {
   int64_t n = 0, k = 0;
   Semi24Indices indices;
-  AlignedBuffer<float> values;   // (n, 2 * groups): group g's values at 2g, 2g + 1
-  std::vector<uint16_t> cols;    // (n, 2 * groups): their input columns
-  size_t packed_bytes() const { return values.size() * sizeof(float) + cols.size() * sizeof(uint16_t); }
+  // Per block of 8 rows, group, kept slot (0, 1) and row
+  // ([ceil(n / 8)][groups][2][8]; padding rows hold zeros): the kept values
+  // and their positions in the group (0..3; input column 4g + position).
+  AlignedBuffer<float> values;
+  std::vector<uint8_t> positions;
+  int64_t at(int64_t row, int64_t group, int which) const {
+    return (((row / 8) * indices.groups + group) * 2 + which) * 8 + row % 8;
+  }
+  size_t packed_bytes() const { return values.size() * sizeof(float) + positions.size(); }
 };
-
-// Largest in_features the fp32 layout indexes (16-bit columns).
-constexpr int64_t kSemi24MaxK = 65536;
 
 Semi24F32 pack_semi24_f32(const float* w, int64_t n, int64_t k);
 

@@ -29,6 +29,11 @@ struct Avx2F32 {
   static V load_partial(const float* p, int lanes) { return _mm256_maskload_ps(p, mask(lanes)); }
   static void store_partial(float* p, V v, int lanes) { _mm256_maskstore_ps(p, mask(lanes), v); }
   static V bcast(const float* p) { return _mm256_broadcast_ss(p); }
+  static V bcast4(const float* p) { return _mm256_broadcast_ps(reinterpret_cast<const __m128*>(p)); }  // both halves
+  // Lane i = a[index[i]] for 8 byte indices (0..7).
+  static V permute(V a, const uint8_t* index) {
+    return _mm256_permutevar8x32_ps(a, _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(index))));
+  }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
   static V sub(V a, V b) { return _mm256_sub_ps(a, b); }

@@ -14,12 +14,15 @@ float finish(const SpmmF32Problem& p, float sum, int64_t i, int64_t j) {
 
 void semi24_ref(const SpmmF32Problem& p) {
   const Semi24F32& w = *p.w24;
-  const int64_t per_row = 2 * w.indices.groups;
   for (int64_t i = 0; i < p.m; ++i) {
     const float* x = p.x + i * p.ldx;
     for (int64_t j = 0; j < w.n; ++j) {
       float acc = 0.0f;
-      for (int64_t v = j * per_row; v < (j + 1) * per_row; ++v) acc += w.values[v] * x[w.cols[v]];
+      for (int64_t g = 0; g < w.indices.groups; ++g)
+        for (int which = 0; which < 2; ++which) {
+          const int64_t at = w.at(j, g, which), col = 4 * g + w.positions[static_cast<size_t>(at)];
+          if (col < w.k) acc += w.values[static_cast<size_t>(at)] * x[col];
+        }
       p.y[i * p.ldy + j] = finish(p, acc, i, j);
     }
   }

@@ -8,6 +8,9 @@
 // enough for the panels' rows of one block to stay in L1 while a slice of
 // output rows passes over them, with the slice's sums parked in a scratch
 // buffer between blocks (one load and store per row, vector and block).
+// Calls of 16 tokens or fewer run vectors over blocks of 8 rows instead on
+// AVX2 (run_semi24_row_blocks_f32). Weights: Semi24F32, rows interleaved in
+// blocks of 8, which both read.
 // Everything has internal linkage (see kernels/tile_schedule.h).
 #pragma once
 
@@ -29,21 +32,25 @@ void semi24_rows_f32(const Semi24F32& w, const float* const x_of[TV], int64_t g0
                      float* sums, bool first) {
   using Vec = typename S::V;
   constexpr int L = S::L;
-  const int64_t per_row = 2 * w.indices.groups;
   for (int64_t r = r0; r < r1; ++r) {
     float* out = sums + (r - r0) * TV * L;
     Vec acc[TV];
     for (int v = 0; v < TV; ++v) acc[v] = first ? S::zero() : S::load(out + v * L);
-    const float* value = w.values.data() + r * per_row + 2 * g0;
-    const uint16_t* col = w.cols.data() + r * per_row + 2 * g0;
-    // A row's block is a few lines, a whole row away from the next row's.
-    prefetch_ahead(value, kPrefetchRows * per_row * sizeof(float), 2 * (g1 - g0) * sizeof(float));
-    prefetch_ahead(col, kPrefetchRows * per_row * sizeof(uint16_t), 2 * (g1 - g0) * sizeof(uint16_t));
-    for (int64_t j = 0; j < 2 * (g1 - g0); ++j) {
-      const Vec wj = S::bcast(value + j);
-      const int64_t offset = static_cast<int64_t>(col[j]) * kPanelTokens;
-      for (int v = 0; v < TV; ++v) acc[v] = S::fma(wj, S::load(x_of[v] + offset), acc[v]);
+    // A row's entries of a group lie 8 apart (rows interleaved in blocks of 8), groups 16 apart.
+    const int64_t at = w.at(r, g0, 0);
+    const float* value = w.values.data() + at;
+    const uint8_t* position = w.positions.data() + at;
+    if (r % 8 == 0) {  // the next block of rows, a whole row block away
+      const int64_t ahead = w.indices.groups * 16;
+      prefetch_ahead(value, ahead * static_cast<int64_t>(sizeof(float)), (g1 - g0) * 16 * sizeof(float));
+      prefetch_ahead(position, ahead, (g1 - g0) * 16);
     }
+    for (int64_t g = g0; g < g1; ++g, value += 16, position += 16)
+      for (int which = 0; which < 2; ++which) {
+        const Vec wj = S::bcast(value + 8 * which);
+        const int64_t offset = (4 * g + position[8 * which]) * kPanelTokens;
+        for (int v = 0; v < TV; ++v) acc[v] = S::fma(wj, S::load(x_of[v] + offset), acc[v]);
+      }
 #pragma GCC unroll 16
     for (int v = 0; v < TV; ++v) S::store(out + v * L, acc[v]);
   }
@@ -85,6 +92,72 @@ void semi24_task_f32(const SpmmF32Problem& p, const PanelRange& panels, int64_t 
   }
 }
 
+// ---- vectors over rows, for calls with few tokens (S::L == 8) -------------
+//
+// With few tokens the loop above does a broadcast, a position and a few
+// FMAs per weight: it ran 0.24x our dense kernel for one token on Zen 3
+// (this one: 3-4x dense at one token, ~1.9x at 8).
+// Here a block of 8 rows' kept values of a group are two vectors (slot 0 and
+// 1) and their positions two permute indices; per token the group's four
+// inputs are broadcast to both 128-bit halves and permuted into each row's
+// lane. The group's last four inputs may lie past the row: copied.
+
+// Rows of block `block` (8 rows) x T tokens from token0 (`tokens` real).
+template <class S, int T>
+void semi24_row_block_f32(const SpmmF32Problem& p, int64_t token0, int tokens, int64_t block) {
+  using Vec = typename S::V;
+  static_assert(S::L == 8, "a vector is a block of 8 rows");
+  const Semi24F32& w = *p.w24;
+  const int64_t groups = w.indices.groups, inside = w.k / 4;  // groups whose four inputs lie in the row
+  const float* x[T];
+  for (int t = 0; t < T; ++t) x[t] = p.x + (token0 + std::min(t, tokens - 1)) * p.ldx;
+  Vec acc[T];
+  for (int t = 0; t < T; ++t) acc[t] = S::zero();
+  const float* value = w.values.data() + w.at(8 * block, 0, 0);
+  const uint8_t* position = w.positions.data() + w.at(8 * block, 0, 0);
+  const auto group = [&](int64_t g, auto inputs) {
+    const Vec w0 = S::load(value + 16 * g), w1 = S::load(value + 16 * g + 8);
+    for (int t = 0; t < T; ++t) {
+      const Vec xg = inputs(x[t] + 4 * g);
+      acc[t] = S::fma(w0, S::permute(xg, position + 16 * g), acc[t]);
+      acc[t] = S::fma(w1, S::permute(xg, position + 16 * g + 8), acc[t]);
+    }
+  };
+  for (int64_t g = 0; g < inside; ++g) group(g, [](const float* in) { return S::bcast4(in); });
+  for (int64_t g = inside; g < groups; ++g)
+    group(g, [&](const float* in) {
+      float copy[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      std::copy(in, in + (w.k - 4 * g), copy);
+      return S::bcast4(copy);
+    });
+  alignas(64) float sums[1][T][S::L];
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) S::store(sums[0][t], acc[t]);
+  store_channel_sums<S, 1, T>(p, sums, token0, tokens, 8 * block);
+}
+
+// Calls of at most this many tokens run vectors over rows (where S::L == 8):
+// on Zen 3 they won up to 16 tokens (1.4x the token loop there), lost from 24.
+constexpr int64_t kSemi24RowBlockMaxTokens = 16;
+
+template <class S>
+void run_semi24_row_blocks_f32(const SpmmF32Problem& p) {
+  const int64_t blocks = (p.w24->n + 7) / 8, tiles = (p.m + 7) / 8;
+  const int threads = p.threads > 0 ? p.threads : default_num_threads();
+  const int64_t chunks = std::clamp<int64_t>((threads + tiles - 1) / tiles, 1, blocks);
+  const int64_t per_chunk = (blocks + chunks - 1) / chunks;
+  parallel_for(tiles * chunks, threads, [&](int64_t task) {
+    const int64_t token0 = task % tiles * 8, b0 = task / tiles * per_chunk;
+    const int tokens = static_cast<int>(std::min<int64_t>(8, p.m - token0));
+    for (int64_t b = b0; b < std::min(blocks, b0 + per_chunk); ++b) {
+      if (tokens > 4) semi24_row_block_f32<S, 8>(p, token0, tokens, b);
+      else if (tokens > 2) semi24_row_block_f32<S, 4>(p, token0, tokens, b);
+      else if (tokens > 1) semi24_row_block_f32<S, 2>(p, token0, tokens, b);
+      else semi24_row_block_f32<S, 1>(p, token0, tokens, b);
+    }
+  });
+}
+
 template <class S, int... TVs>
 constexpr auto semi24_task_table(std::integer_sequence<int, TVs...>) {
   using Fn = void (*)(const SpmmF32Problem&, const PanelRange&, int64_t, int64_t, int64_t);
@@ -98,8 +171,11 @@ void run_semi24_f32(const SpmmF32Problem& p) {
   constexpr int L = S::L;
   constexpr int64_t kTileTokens = MaxTV * L;
   static constexpr auto table = semi24_task_table<S>(std::make_integer_sequence<int, MaxTV>{});
-  const int64_t n = p.w24->n, k = p.w24->k;
+  const int64_t n = p.w24->n;
   if (p.m == 0 || n == 0) return;
+  if constexpr (S::L == 8) {
+    if (p.m <= kSemi24RowBlockMaxTokens) return run_semi24_row_blocks_f32<S>(p);
+  }
   const int threads = p.threads > 0 ? p.threads : default_num_threads();
   const int64_t tiles = (p.m + kTileTokens - 1) / kTileTokens;
   const int64_t row_vectors = (n + L - 1) / L;
@@ -113,7 +189,9 @@ void run_semi24_f32(const SpmmF32Problem& p) {
     const int64_t token0 = tile * kTileTokens;
     const int64_t first_panel = token0 / kPanelTokens;
     const int64_t last_panel = (std::min(p.m, token0 + kTileTokens) - 1) / kPanelTokens;
-    const PanelRange panels = pack_panels<S>(p, call_id, tile, first_panel, last_panel - first_panel + 1, k);
+    // Rows up to the groups' end (zero past k): a group's kept position may lie past k.
+    const PanelRange panels = pack_panels<S>(p, call_id, tile, first_panel, last_panel - first_panel + 1,
+                                             4 * p.w24->indices.groups);
     const int vectors = static_cast<int>((std::min(p.m, token0 + kTileTokens) - token0 + L - 1) / L);
     table[vectors - 1](p, panels, token0, r0, r1);
   });

@@ -92,6 +92,27 @@ void for_each_tile(const SpmmF32Problem& p, int64_t tokens_per_tile, const TileF
 // them starting at channel_offset (a 32-row dense block row takes two passes
 // of 16 on AVX2, one pass of 2 x 16 on AVX-512).
 
+// Channel sums of WV vectors from channel n0 x T tokens (`tokens` of them
+// real) -> y, with bias, activation and residual.
+template <class S, int WV, int T>
+void store_channel_sums(const SpmmF32Problem& p, const float (&sums)[WV][T][S::L], int64_t token0, int tokens,
+                        int64_t n0) {
+  using V = typename S::V;
+  constexpr int L = S::L;
+  const Epilogue& e = p.epilogue;
+  for (int v = 0; v < WV; ++v) {
+    const int64_t c0 = n0 + v * L;
+    const int lanes = static_cast<int>(std::clamp<int64_t>(p.n() - c0, 0, L));
+    if (lanes == 0) break;
+    const V bias = e.bias ? S::load_partial(e.bias + c0, lanes) : S::zero();
+    for (int t = 0; t < tokens; ++t) {
+      V out = activate<S>(S::add(S::load(sums[v][t]), bias), e.activation);
+      if (e.residual) out = S::add(out, S::load_partial(e.residual + (token0 + t) * e.ld_residual + c0, lanes));
+      S::store_partial(p.y + (token0 + t) * p.ldy + c0, out, lanes);
+    }
+  }
+}
+
 // Stream: prefetch the weights a few columns ahead. A call of few tokens reads
 // each weight from L3 or memory once or a few times, at a 128-byte stride per
 // pass of 16 channels (AVX2) that the hardware prefetchers follow poorly: on
@@ -143,19 +164,7 @@ void channel_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t tok
 #pragma GCC unroll 64
     for (int t = 0; t < T; ++t) S::store(sums[v][t], acc[v][t]);
 
-  const Epilogue& e = p.epilogue;
-  const int64_t n0 = br * R + channel_offset;
-  for (int v = 0; v < WV; ++v) {
-    const int64_t c0 = n0 + v * L;
-    const int lanes = static_cast<int>(std::clamp<int64_t>(w.n - c0, 0, L));
-    if (lanes == 0) break;
-    const V bias = e.bias ? S::load_partial(e.bias + c0, lanes) : S::zero();
-    for (int t = 0; t < tokens; ++t) {
-      V out = activate<S>(S::add(S::load(sums[v][t]), bias), e.activation);
-      if (e.residual) out = S::add(out, S::load_partial(e.residual + (token0 + t) * e.ld_residual + c0, lanes));
-      S::store_partial(p.y + (token0 + t) * p.ldy + c0, out, lanes);
-    }
-  }
+  store_channel_sums<S, WV, T>(p, sums, token0, tokens, br * R + channel_offset);
 }
 
 // One panel of 16 tokens: tiles of T tokens, then one of 16 % T.
