@@ -18,11 +18,11 @@ F32_KERNELS = [k.name for k in _core.spmm_f32_kernels() if k.usable and k.semi24
 # M = 1, K not a multiple of 4 or 8, tails of the token tiles (int8 32 or 64 tokens, fp32 64 or 128)
 # and row vectors; the AVX2 int8 kernel's tiles of every count of 8-token vectors (M = 65, 76, 84,
 # 96, 97, 45, 56, 64) and its path for calls under 32 tokens; the AVX2 fp32 kernel's path for
-# calls under 16 tokens (M = 1, 2, 3, 6, 13); several input blocks and row slices of the kernels
+# calls of 16 tokens or fewer (M = 1, 2, 3, 6, 13, 16; 17 is past it); several input blocks and row slices of the kernels
 # that walk K in blocks.
 SHAPES = [(1, 1, 1), (1, 17, 3), (3, 5, 6), (65, 33, 31), (2, 1, 64), (97, 50, 129), (130, 70, 67), (129, 40, 256),
           (70, 531, 300), (76, 40, 20), (84, 8, 16), (96, 24, 12), (31, 24, 12), (45, 33, 40), (56, 17, 9),
-          (64, 19, 5), (13, 29, 18), (6, 9, 10)]
+          (64, 19, 5), (13, 29, 18), (6, 9, 10), (16, 21, 14), (17, 12, 9)]
 
 
 def seeded(*key):

@@ -4,7 +4,8 @@
 // a group with fewer nonzeros is completed with its lowest zero positions.
 //
 // Two kernel layouts are built on the same positions:
-//  * fp32: per row, the two kept values of each group and their input columns.
+//  * fp32: per block of 8 rows, group and kept slot, the rows' values and
+//    their positions in the group.
 //  * int8: blocks of 16 output channels; per chunk of two groups (8 inputs)
 //    each channel's four kept values form one dword, next to the chunk
 //    positions of the four activation bytes they multiply; or, for vpmaddwd

@@ -100,7 +100,8 @@ void semi24_task_f32(const SpmmF32Problem& p, const PanelRange& panels, int64_t 
 // Here a block of 8 rows' kept values of a group are two vectors (slot 0 and
 // 1) and their positions two permute indices; per token the group's four
 // inputs are broadcast to both 128-bit halves and permuted into each row's
-// lane. The group's last four inputs may lie past the row: copied.
+// lane. When k is not a multiple of 4, the last group's inputs run past the
+// row: they are copied.
 
 // Rows of block `block` (8 rows) x T tokens from token0 (`tokens` real).
 template <class S, int T>
@@ -126,7 +127,7 @@ void semi24_row_block_f32(const SpmmF32Problem& p, int64_t token0, int tokens, i
   for (int64_t g = 0; g < inside; ++g) group(g, [](const float* in) { return S::bcast4(in); });
   for (int64_t g = inside; g < groups; ++g)
     group(g, [&](const float* in) {
-      float copy[4] = {0.0f, 0.0f, 0.0f, 0.0f};
+      alignas(16) float copy[4] = {0.0f, 0.0f, 0.0f, 0.0f};
       std::copy(in, in + (w.k - 4 * g), copy);
       return S::bcast4(copy);
     });

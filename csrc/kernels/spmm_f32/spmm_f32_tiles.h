@@ -26,6 +26,7 @@
 
 #include "cpu/thread_pool.h"
 #include "formats/aligned_buffer.h"
+#include "kernels/prefetch.h"
 #include "kernels/simd/activation.h"
 #include "kernels/tile_schedule.h"
 #include "kernels/spmm_f32/spmm_f32.h"
@@ -141,10 +142,8 @@ void channel_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t tok
   for (int64_t b = 0; b < nb; ++b) {
     const float* xb = xp0 + (Dense ? b * C : cols[b]) * kPanelTokens;
     for (int c = 0; c < C; ++c, wp += R, xb += kPanelTokens) {
-      if constexpr (Stream) {  // both 64-byte lines of a dense 32-channel column, 16 columns ahead
-        __builtin_prefetch(wp + kStreamAhead * R);
-        __builtin_prefetch(wp + kStreamAhead * R + 16);
-      }
+      if constexpr (Stream)  // 16 columns ahead: the two lines from this pass's channels on
+        prefetch_ahead(wp, kStreamAhead * R * static_cast<int64_t>(sizeof(float)), 128);
       V wv[WV];
       for (int v = 0; v < WV; ++v) wv[v] = S::load(wp + v * L);
       for (int t = 0; t < T; ++t) {
