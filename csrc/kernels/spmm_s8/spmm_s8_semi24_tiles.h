@@ -249,8 +249,7 @@ void semi24_variant_tile(const SpmmS8Problem& p, const S8PairVariants<S>& x, int
 // The byte shuffle that moves pair `index` of a group's activations, held as
 // 16-bit (a0, a2, a1, a3) as the dense pair rows hold them, into one dword.
 constexpr uint32_t pair_shuffle(int index) {
-  constexpr int kSlot[4] = {0, 2, 1, 3};
-  const uint32_t s0 = 2 * kSlot[kSemi24Pairs[index][0]], s1 = 2 * kSlot[kSemi24Pairs[index][1]];
+  const uint32_t s0 = 2 * kPairRowSlot[kSemi24Pairs[index][0]], s1 = 2 * kPairRowSlot[kSemi24Pairs[index][1]];
   return s0 | (s0 + 1) << 8 | s1 << 16 | (s1 + 1) << 24;
 }
 

@@ -75,6 +75,9 @@ inline uint8_t quantize_value(float x, float inv, float zp) {
 
 // ---- dense: channel groups ---------------------------------------------------
 
+// Where input i of a group of 4 sits in an S::kPairs row (below).
+constexpr int kPairRowSlot[4] = {0, 2, 1, 3};
+
 // Quantized rows [first, first + count) of the call's tokens, row-major with
 // k rounded up to 4 (zero padding), and their quantization. S::kPairs rows hold
 // each group of 4 as uint16 (a0, a2, a1, a3): a 32-bit broadcast is then the
@@ -113,12 +116,8 @@ S8Rows quantize_rows(const SpmmS8Problem& p, uint64_t call_id, int64_t group, in
       }
       if constexpr (S::kPairs) {
         uint16_t* pairs = reinterpret_cast<uint16_t*>(rows.data.data() + i * ld_bytes);
-        for (int64_t j = 0; j < ld; j += 4) {
-          pairs[j] = dst[j];
-          pairs[j + 1] = dst[j + 2];
-          pairs[j + 2] = dst[j + 1];
-          pairs[j + 3] = dst[j + 3];
-        }
+        for (int64_t j = 0; j < ld; j += 4)
+          for (int input = 0; input < 4; ++input) pairs[j + kPairRowSlot[input]] = dst[j + input];
       }
     }
   }

@@ -15,7 +15,8 @@ import os
 
 import numpy as np
 
-from ..ir import Attention, Embeddings, Graph, LayerNorm, Linear, QuantizedRows, dense_weight, value_widths
+from ..ir import Attention, Embeddings, Graph, LayerNorm, Linear, QuantizedRows, dense_weight
+from .lower import fused_widths
 
 OPSET = 17
 
@@ -87,7 +88,7 @@ def build_onnx(graph: Graph, dtype: str):
             for value, first in (node.q, node.k, node.v):
                 projections.setdefault(value, {})[first] = node.heads * node.head_dim
 
-    widths = value_widths(graph.nodes)
+    widths = fused_widths(graph)
     values = {}
     for node in graph.nodes:
         if isinstance(node, Embeddings):
