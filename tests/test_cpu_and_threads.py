@@ -113,8 +113,8 @@ def test_kernel_suite_under_forced_isa(level, cpu):
     if level == cpu["isa"] and not os.environ.get("SPARSECPU_ISA"):
         pytest.skip("the native level already ran in this process")
     here = os.path.dirname(__file__)
-    names = ("test_kernels.py", "test_kernels_s8.py", "test_kernels_bf16.py", "test_encoder_ops.py",
-             "test_compile.py", "test_compile_onnx.py")
+    names = ("test_kernels.py", "test_kernels_s8.py", "test_kernels_semi24.py", "test_kernels_bf16.py",
+             "test_encoder_ops.py", "test_compile.py", "test_compile_onnx.py")
     files = [os.path.join(here, name) for name in names]
     out = run_python(
         "import sys, pytest; sys.exit(pytest.main(['-q', '-m', 'kernels', '-p', 'no:cacheprovider', "

@@ -132,6 +132,13 @@ CpuFeatures detect() {
   level(Isa::avx512) = level(Isa::avx2) && has({"avx512f", "avx512bw", "avx512dq", "avx512vl"});
   level(Isa::avx512_vnni) = level(Isa::avx512) && has({"avx512_vnni"});
   level(Isa::avx512_bf16) = level(Isa::avx512_vnni) && has({"avx512_bf16"});
+#ifdef SPARSECPU_EMULATE_X86
+  // The test build whose kernels above AVX2 run on SIMDe (see kernels/simd/intrinsics.h).
+  if (level(Isa::avx2)) {
+    for (Isa isa : {Isa::avx2_vnni, Isa::avx512, Isa::avx512_vnni, Isa::avx512_bf16}) level(isa) = true;
+    f.flags.emplace_back("emulated");
+  }
+#endif
 
   cpu_set_t mask;
   CPU_ZERO(&mask);

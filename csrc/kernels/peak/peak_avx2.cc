@@ -1,4 +1,4 @@
-#include <immintrin.h>
+#include "kernels/simd/intrinsics.h"
 
 #include "kernels/peak/peak.h"
 

@@ -3,7 +3,7 @@
 // never meet in the linker.
 #pragma once
 
-#include <immintrin.h>
+#include "kernels/simd/intrinsics.h"
 
 #include <algorithm>
 #include <cstdint>
