@@ -31,8 +31,13 @@ LinearF32::LinearF32(const float* w, int64_t n, int64_t k, const float* bias, We
       throw std::invalid_argument(std::string("kernel '") + kernel_->name + "' does not run 2:4 weights");
   } else {
     const bool dense = layout == WeightLayout::dense;
-    weight_ = pack_block_sparse(w, n, k, k, dense ? kDenseBlock : block, dense);
-    kernel_ = kernel_name.empty() ? &select_spmm_f32_kernel(weight_) : &spmm_f32_kernel_by_name(kernel_name);
+    if (dense) {  // the kernel first: it says how many channels a packed block row holds
+      kernel_ = kernel_name.empty() ? &select_spmm_f32_dense_kernel() : &spmm_f32_kernel_by_name(kernel_name);
+      weight_ = pack_block_sparse(w, n, k, k, BlockShape{dense_block_rows(*kernel_), 1}, true);
+    } else {
+      weight_ = pack_block_sparse(w, n, k, k, block, false);
+      kernel_ = kernel_name.empty() ? &select_spmm_f32_kernel(weight_) : &spmm_f32_kernel_by_name(kernel_name);
+    }
     if (!kernel_->supports(weight_))
       throw std::invalid_argument(std::string("kernel '") + kernel_->name + "' does not run " +
                                   (dense ? std::string("dense") : std::to_string(block.rows) + "x" +

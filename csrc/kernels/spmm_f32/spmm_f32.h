@@ -36,10 +36,11 @@ using SpmmF32Fn = void (*)(const SpmmF32Problem&);
 struct SpmmF32Kernel {
   const char* name;
   Isa isa;
-  bool dense;         // runs matrices packed with every block kept (kDenseBlock)
+  bool dense;         // runs matrices packed with every block kept, dense_rows x 1 blocks
   int block_rows[5];  // supported R values (0 = unused slot); empty for dense kernels
   SpmmF32Fn run;
   bool semi24 = false;  // runs 2:4 weights (Semi24F32) only
+  int dense_rows = 0;   // dense kernels: channels per packed block row (0: any up to kMaxDenseRows)
 
   bool supports(const BlockSparseMatrix& w) const;
 };
@@ -48,12 +49,19 @@ const std::vector<SpmmF32Kernel>& spmm_f32_kernels();
 // The kernel of the highest usable ISA level that supports w.
 const SpmmF32Kernel& select_spmm_f32_kernel(const BlockSparseMatrix& w);
 const SpmmF32Kernel& select_spmm_f32_semi24_kernel();
+// The dense kernel of the highest usable ISA level; pack for it with dense_block_rows(kernel).
+const SpmmF32Kernel& select_spmm_f32_dense_kernel();
 // Throws std::invalid_argument if unknown, or if the CPU or cap forbids it.
 const SpmmF32Kernel& spmm_f32_kernel_by_name(const std::string& name);
 
-// Block shape a dense layer is packed with (all blocks kept): 32 channels
-// give the dense kernels two weight vectors per input column.
-constexpr BlockShape kDenseBlock{32, 1};
+// The tallest block a dense layer is packed with (all blocks kept): dense
+// kernels read two weight vectors per input column, each a contiguous run of
+// 2 x S::L channels (32 for AVX-512; 16 for AVX2, where a 32-channel row
+// read in two passes at a 128-byte stride ran 0.5-0.65x OpenBLAS, 16 at
+// 0.7-0.75x).
+constexpr int kMaxDenseRows = 32;
+
+inline int dense_block_rows(const SpmmF32Kernel& k) { return k.dense_rows > 0 ? k.dense_rows : kMaxDenseRows; }
 
 // Kernel entry points, one set per ISA file.
 void spmm_f32_ref(const SpmmF32Problem& p);

@@ -38,7 +38,7 @@ void spmm_f32_ref(const SpmmF32Problem& p) {
     const float* x = p.x + i * p.ldx;
     float* y = p.y + i * p.ldy;
     for (int64_t br = 0; br < w.block_rows; ++br) {
-      float acc[kDenseBlock.rows] = {};  // the tallest block
+      float acc[kMaxDenseRows] = {};  // the tallest block
       for (int64_t b = w.row_ptr[br]; b < w.row_ptr[br + 1]; ++b) {
         const int64_t col = w.dense ? (b - w.row_ptr[br]) * C : w.col_start[b];
         const float* values = w.values.data() + b * R * C;

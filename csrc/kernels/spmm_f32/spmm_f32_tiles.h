@@ -90,8 +90,8 @@ void for_each_tile(const SpmmF32Problem& p, int64_t tokens_per_tile, const TileF
 // ---- channel tiles: WV vectors of output channels x T tokens --------------
 //
 // A block row holds R = w.block.rows channels; one pass covers WV * S::L of
-// them starting at channel_offset (a 32-row dense block row takes two passes
-// of 16 on AVX2, one pass of 2 x 16 on AVX-512).
+// them starting at channel_offset (dense block rows are packed one pass tall,
+// see dense_block_rows).
 
 // Channel sums of WV vectors from channel n0 x T tokens (`tokens` of them
 // real) -> y, with bias, activation and residual.
@@ -115,13 +115,12 @@ void store_channel_sums(const SpmmF32Problem& p, const float (&sums)[WV][T][S::L
 }
 
 // Stream: prefetch the weights a few columns ahead. A call of few tokens reads
-// each weight from L3 or memory once or a few times, at a 128-byte stride per
-// pass of 16 channels (AVX2) that the hardware prefetchers follow poorly: on
-// Zen 3 a 3072x768 layer took 2.7 ms for one token without, 1.2-1.4 ms with
-// (numpy 0.5-0.7), and 128 tokens measured no slower with. Calls with more
-// tokens reuse the weights from L2 and skip it.
+// each weight from L3 or memory once or a few times; on Zen 3 (AVX2, block
+// rows of 16 channels, 64 contiguous bytes per column) prefetching measured
+// 1.06-1.22x faster for 1-16 tokens (3072x768 at one token: 1.1 ms, numpy 1.1)
+// and 0.90-0.95x from 32 tokens on, where the weights come back from L2.
 constexpr int kStreamAhead = 16;
-constexpr int64_t kStreamTokens = 128;
+constexpr int64_t kStreamTokens = 16;
 
 template <class S, int WV, int T, bool Dense, bool Stream = false>
 void channel_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token0, int tokens, int64_t br,
@@ -142,8 +141,8 @@ void channel_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t tok
   for (int64_t b = 0; b < nb; ++b) {
     const float* xb = xp0 + (Dense ? b * C : cols[b]) * kPanelTokens;
     for (int c = 0; c < C; ++c, wp += R, xb += kPanelTokens) {
-      if constexpr (Stream)  // 16 columns ahead: the two lines from this pass's channels on
-        prefetch_ahead(wp, kStreamAhead * R * static_cast<int64_t>(sizeof(float)), 128);
+      if constexpr (Stream)  // 16 columns ahead: this pass's channels
+        prefetch_ahead(wp, kStreamAhead * R * static_cast<int64_t>(sizeof(float)), WV * L * sizeof(float));
       V wv[WV];
       for (int v = 0; v < WV; ++v) wv[v] = S::load(wp + v * L);
       for (int t = 0; t < T; ++t) {
