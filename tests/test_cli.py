@@ -50,12 +50,15 @@ def test_demo_embeds_and_compares_variants():
 
 
 def test_bench_model_on_a_file_with_baselines(tmp_path):
-    js = tmp_path / "m.json"
+    js, md = tmp_path / "m.json", tmp_path / "m.md"
     model = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tiny_distilbert.onnx")
-    out = sparsecpu("bench", "model", model, "--batch", "1,2", "--seq", "16", "--dtype", "fp32,int8",
-                    "--sparsity", "0.8", "--quick", "--json", str(js))
+    out = sparsecpu("bench", "model", f"tiny={model}", "--batch", "1,2", "--seq", "16", "--dtype", "fp32,int8",
+                    "--sparsity", "0.8", "--quick", "--json", str(js), "--markdown", str(md))
     assert out.returncode == 0, out.stderr
     rows = json.loads(js.read_text())["rows"]
+    assert {r["model"] for r in rows} == {"tiny"}  # NAME=PATH names the rows
+    table = [line for line in md.read_text().splitlines() if line.startswith("| tiny |")]
+    assert len(table) == len({r["variant"] for r in rows})
     variants = {r["variant"] for r in rows}
     assert {"fp32 dense", "int8 dense", "fp32 4x1 80%", "int8 4x1 80%"} <= variants
     assert all(r["p90_ms"] >= r["p50_ms"] > 0 for r in rows)
@@ -69,6 +72,24 @@ def test_bench_model_variants_dense_and_n_m_take_no_sparsity():
 
     names = [v.name for v in variants_for(["int8"], ["dense", "2:4", "4x1"], [0.8, 0.9])]
     assert names == ["int8 dense", "int8 2:4", "int8 4x1 80%", "int8 4x1 90%"]
+
+
+def test_bench_model_markdown_table_layout():
+    from sparsecpu.benchmarks.model import markdown_table
+
+    def row(model, variant, batch, threads, ms, ratio):
+        return {"model": model, "variant": variant, "batch": batch, "seq": 128, "threads": threads, "p50_ms": ms,
+                "seq_per_s": batch * 1e3 / ms, "vs_onnxruntime_int8": ratio}
+
+    rows = [row("a", "int8 4x1 90%", 1, 1, 10.0, 2.0), row("a", "onnxruntime int8", 1, 1, 20.0, 1.0),
+            row("a", "int8 4x1 90%", 8, 2, 40.0, 3.0), row("b", "int8 dense", 1, 1, 5.0, None)]
+    lines = markdown_table(rows).splitlines()
+    assert lines[0] == "| model | variant | batch 1, 1 thread | batch 8, 2 threads |"
+    assert lines[2] == "| a | onnxruntime int8 | 20.0 ms (1.00x) |  |"  # baselines first, missing cells empty
+    assert lines[3] == "| a | int8 4x1 90% | 10.0 ms (2.00x) | 200.0 seq/s (3.00x) |"  # batches > 1: throughput
+    assert lines[4] == "| b | int8 dense | 5.0 ms |  |"
+    with pytest.raises(ValueError):
+        markdown_table([])
 
 
 def test_bench_gemm_quick_writes_json_and_csv(tmp_path):

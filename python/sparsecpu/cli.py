@@ -223,15 +223,17 @@ def cmd_bench_model(args) -> int:
     rows = []
     with tempfile.TemporaryDirectory(prefix="sparsecpu-bench-") as folder:
         for model in args.models:
+            label, _, labelled_path = model.partition("=")
             if model in bm.SHAPES:
-                path = bm.generate_bert(os.path.join(folder, model), *bm.SHAPES[model])
+                path, name = bm.generate_bert(os.path.join(folder, model), *bm.SHAPES[model]), model
             elif os.path.exists(model):
-                path = model
+                path, name = model, os.path.basename(os.path.normpath(model))
+            elif label and labelled_path and os.path.exists(labelled_path):
+                path, name = labelled_path, label
             else:
                 raise CommandError(f"{model}: no such file or directory, and not one of {', '.join(bm.SHAPES)}",
                                    EXIT_INPUT)
             variants = bm.variants_for(args.dtype, args.pattern, args.sparsity)
-            name = model if model in bm.SHAPES else os.path.basename(os.path.normpath(model))
             try:
                 rows += bm.run(name, path, folder, variants, args.batch, args.seq, args.threads, rounds, min_seconds,
                                bool(baselines), lambda row: print(bm.format_row(row), flush=True))
@@ -245,6 +247,10 @@ def cmd_bench_model(args) -> int:
             from sparsecpu.benchmarks.plots import model_latency_vs_seq
 
             model_latency_vs_seq(rows, args.plot)
+        if args.markdown:
+            with open(args.markdown, "w") as f:
+                f.write(f"{info['model']}, sparsecpu ISA {info['isa']}; ratios to onnxruntime int8 in each column\n\n")
+                f.write(bm.markdown_table(rows))
     except ValueError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None
     except OSError as exc:
@@ -296,8 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
     bench_sub.required = True
     bm = bench_sub.add_parser("model", help="whole encoders: sparsecpu variants vs onnxruntime fp32/int8, one run")
     bm.add_argument("models", nargs="+", metavar="MODEL",
-                    help="an .onnx file, a Hugging Face directory, or a generated shape: bert-mini, minilm, "
-                         "distilbert, bert-base, bert-large (random weights)")
+                    help="an .onnx file, a Hugging Face directory (either as NAME=PATH to name its rows), or a "
+                         "generated shape: bert-mini, minilm, distilbert, bert-base, bert-large (random weights)")
     bm.add_argument("--batch", type=_csv(int), default=[1, 8])
     bm.add_argument("--seq", type=_csv(int), default=[128])
     bm.add_argument("--threads", type=_csv(int), default=[1])
@@ -309,6 +315,8 @@ def build_parser() -> argparse.ArgumentParser:
     bm.add_argument("--quick", action="store_true", help="fewer, shorter rounds")
     bm.add_argument("--json", help="write the rows to this file")
     bm.add_argument("--plot", help="write latency vs sequence length to this PNG (needs matplotlib)")
+    bm.add_argument("--markdown", metavar="FILE",
+                    help="write a table: a line per model and variant, a column per batch and threads")
     bm.set_defaults(func=cmd_bench_model)
     g = bench_sub.add_parser("gemm", help="GEMM shapes: sparse kernels vs dense baselines in one run")
     g.add_argument("--shapes", nargs="+", default=["goal"],

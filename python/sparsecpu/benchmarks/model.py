@@ -191,3 +191,40 @@ def format_row(row: dict) -> str:
         ratio += f"  attention {row['attention_share']:.0%}"
     return (f"{row['model']:<12} b{row['batch']:<2} s{row['seq']:<4} t{row['threads']}  {row['variant']:<22} "
             f"p50 {row['p50_ms']:9.2f} ms  p90 {row['p90_ms']:9.2f} ms  {row['seq_per_s']:8.1f} seq/s  {ratio}")
+
+
+def markdown_table(rows: List[dict]) -> str:
+    """The rows as one Markdown table: a line per model and variant (onnxruntime's first), a
+    column per batch / threads (/ sequence length, when several ran). Batch 1 cells give the p50
+    latency, larger batches the throughput; each with its ratio to onnxruntime int8 in that
+    column (latency ratio = throughput ratio)."""
+    if not rows:
+        raise ValueError("no rows to tabulate")
+    seqs = sorted({r["seq"] for r in rows})
+    columns = sorted({(r["seq"], r["batch"], r["threads"]) for r in rows})
+
+    def heading(seq, batch, threads):
+        text = f"batch {batch}, {threads} thread{'s' if threads > 1 else ''}"
+        return f"seq {seq}, {text}" if len(seqs) > 1 else text
+
+    def cell(row):
+        value = f"{row['p50_ms']:.1f} ms" if row["batch"] == 1 else f"{row['seq_per_s']:.1f} seq/s"
+        ratio = row.get("vs_onnxruntime_int8")
+        return f"{value} ({ratio:.2f}x)" if ratio else value
+
+    lines_by_key: Dict[tuple, Dict[tuple, str]] = {}
+    order: List[tuple] = []
+    for r in sorted(rows, key=lambda r: not r["variant"].startswith("onnxruntime")):
+        key = (r["model"], r["variant"])
+        if key not in lines_by_key:
+            lines_by_key[key] = {}
+            order.append(key)
+        lines_by_key[key][(r["seq"], r["batch"], r["threads"])] = cell(r)
+    models = list(dict.fromkeys(r["model"] for r in rows))
+    order.sort(key=lambda key: models.index(key[0]))  # stable: each model's onnxruntime lines first
+    out = ["| model | variant | " + " | ".join(heading(*c) for c in columns) + " |",
+           "|---|---|" + "---|" * len(columns)]
+    for model, variant in order:
+        cells = lines_by_key[(model, variant)]
+        out.append(f"| {model} | {variant} | " + " | ".join(cells.get(c, "") for c in columns) + " |")
+    return "\n".join(out) + "\n"
