@@ -37,7 +37,8 @@ if __name__ == "__main__":
     if "--models" in args:  # the older spelling of this script: --models a,b
         i = args.index("--models")
         args = [a for j, a in enumerate(args) if j not in (i, i + 1)] + args[i + 1].split(",")
-    named_models = [a for j, a in enumerate(args)
-                    if not a.startswith("--") and (j == 0 or not args[j - 1].startswith("--"))]
+    flags = {"--quick", "-h", "--help"}  # the options of `bench model` that take no value
+    named_models = [a for j, a in enumerate(args) if not a.startswith("-")
+                    and (j == 0 or not args[j - 1].startswith("-") or args[j - 1] in flags or "=" in args[j - 1])]
     models = [] if named_models else table_models()
     sys.exit(main(["bench", "model"] + models + TABLE_SETTINGS + args))
