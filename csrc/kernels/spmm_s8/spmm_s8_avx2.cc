@@ -36,12 +36,18 @@ struct Avx2S8Pairs : Avx2S8 {
   static constexpr bool kPairs = true;
 };
 
+struct Avx2S8Halves : Avx2S8 {
+  static constexpr bool kHalfTokenOrder = true;
+};
+
 }  // namespace
 
 void spmm_s8_dense_avx2(const SpmmS8Problem& p) { run_dense<Avx2S8Pairs, 2, 4>(p); }
 
-// Half tiles: widened activations of 2 vectors leave registers for 4 rows.
-void spmm_s8_quads_avx2(const SpmmS8Problem& p) { run_quads<Avx2S8, 4, 2>(p); }
+// Half tiles: widened activations of 2 vectors leave registers for 4 rows;
+// tokens 0-15 in the first half (HalfTokenOrder), so calls of up to 16 tokens
+// compute one half.
+void spmm_s8_quads_avx2(const SpmmS8Problem& p) { run_quads<Avx2S8Halves, 4, 2>(p); }
 
 // 2:4: tiles of up to 64 tokens over the six pair variants of every group;
 // calls under 32 tokens, vectors of 8 rows.

@@ -19,6 +19,7 @@
 #include <cstdint>
 #include <cstring>
 #include <limits>
+#include <type_traits>
 
 #include "kernels/simd/activation.h"
 #include "kernels/spmm_s8/spmm_s8.h"
@@ -299,11 +300,27 @@ struct S8Panels {
   int64_t panel_bytes;
 };
 
+// Traits with kHalfTokenOrder = true (AVX2's half tiles, see quad_rows) pack
+// each panel with its tokens 8-15 and 16-23 trading places, so the first half
+// of a tile holds tokens 0-15 and a call of up to 16 tokens computes one half.
+template <class S, class = void>
+struct HalfTokenOrder : std::false_type {};
+template <class S>
+struct HalfTokenOrder<S, std::void_t<decltype(S::kHalfTokenOrder)>> : std::bool_constant<S::kHalfTokenOrder> {};
+
+// Where token t of a panel lies in it (and which token a position holds: the
+// swap is its own inverse).
+template <class S>
+constexpr int panel_position(int t) {
+  if constexpr (HalfTokenOrder<S>::value) return t >= 8 && t < 24 ? t ^ 24 : t;  // 8-15 <-> 16-23
+  return t;
+}
+
 // Vector u (< 4) of a panel, lane i holds token token_of_lane(u, i) of it:
 // the order the quad interleave's unpacks (within 128-bit lanes) leave.
 template <class S>
 constexpr int token_of_lane(int u, int i) {
-  return 16 * (i / 4) + 4 * u + i % 4;
+  return panel_position<S>(16 * (i / 4) + 4 * u + i % 4);
 }
 
 template <class S>
@@ -337,6 +354,17 @@ S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t grou
           zp[t] = static_cast<float>(q.zero_point);
         }
         S::quantize_panel16(p.x_f32 + m0 * p.ldx, p.ldx, rows, k, inv, zp, dst + sub * 16, kS8PanelTokens<S>);
+      }
+      if constexpr (HalfTokenOrder<S>::value) {
+        static_assert(kS8PanelTokens<S> == 32, "the swap is of a 32-token panel's middle quarters");
+        for (int64_t kk = 0; kk < k; ++kk) {
+          uint8_t* row = dst + kk * kS8PanelTokens<S>;
+          uint64_t second, third;
+          std::memcpy(&second, row + 8, 8);
+          std::memcpy(&third, row + 16, 8);
+          std::memcpy(row + 8, &third, 8);
+          std::memcpy(row + 16, &second, 8);
+        }
       }
       for (int u = 0; u < kS8PanelTokens<S> / S::L; ++u)
         for (int lane = 0; lane < S::L; ++lane) {
@@ -473,15 +501,17 @@ void store_staged(const SpmmS8Problem& p, const float* stage, int64_t token0, in
 }
 
 // R rows of a block row over a tile, whole or in halves. The second half
-// (tokens 8-15 and 24-31 of the tile) is skipped when it holds no token of
-// the call (8 tokens or fewer: a short query), its stage rows zeroed.
+// (tokens 16-31 of the tile with HalfTokenOrder, else 8-15 and 24-31) is
+// skipped when it holds no token of the call (a short query), its stage rows
+// zeroed.
 template <class S, int NV, int R>
 void quad_rows(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, int64_t br, int row0, float* stage) {
   if constexpr (NV == 4) {
     quad_tile<S, R>(p, panels, token0, br, row0, stage);
   } else {
+    constexpr int kFirstHalfTokens = HalfTokenOrder<S>::value ? 16 : 8;
     quad_tile<S, R, 2, 0>(p, panels, token0, br, row0, stage);
-    if (token0 + 8 < p.m) {
+    if (token0 + kFirstHalfTokens < p.m) {
       quad_tile<S, R, 2, 2>(p, panels, token0, br, row0, stage);
     } else {
       for (int r = 0; r < R; ++r) std::fill_n(stage + r * 4 * S::L + 2 * S::L, 2 * S::L, 0.0f);
