@@ -34,7 +34,7 @@ def table_models():
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if "--models" in args:  # the older spelling of this script: --models a,b
+    if "--models" in args[:-1]:  # the older spelling of this script: --models a,b
         i = args.index("--models")
         args = [a for j, a in enumerate(args) if j not in (i, i + 1)] + args[i + 1].split(",")
     flags = {"--quick", "-h", "--help"}  # the options of `bench model` that take no value

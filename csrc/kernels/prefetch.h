@@ -1,6 +1,6 @@
 // Software prefetch for weights read a few cache lines at a time with a
 // stride the hardware prefetchers do not follow (one block of a row block,
-// then the same block of the next; every other line of a dense column).
+// then the same block of the next; the columns of a dense block row ahead).
 #pragma once
 
 #include <cstddef>

@@ -249,7 +249,8 @@ def cmd_bench_model(args) -> int:
             model_latency_vs_seq(rows, args.plot)
         if args.markdown:
             with open(args.markdown, "w") as f:
-                f.write(f"{info['model']}, sparsecpu ISA {info['isa']}; ratios to onnxruntime int8 in each column\n\n")
+                ratios = "; ratios to onnxruntime int8 in each column" if baselines else ""
+                f.write(f"{info['model']}, sparsecpu ISA {info['isa']}{ratios}\n\n")
                 f.write(bm.markdown_table(rows))
     except ValueError as exc:
         raise CommandError(str(exc), EXIT_USAGE) from None

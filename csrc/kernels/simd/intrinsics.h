@@ -4,7 +4,7 @@
 // against SIMDe (libsimde-dev), whose portable code stands in for any
 // instruction the build's flags do not enable, and reports every ISA level as
 // available: the AVX-512, VNNI and BF16 kernels then run, slowly, on a CPU
-// with AVX2 only, so their logic can be tested there (bash .ci/emulate).
+// with AVX2 only, so their logic can be tested there (bash .ci/sanitize --emulate).
 // Never a build to ship or to time.
 #pragma once
 
