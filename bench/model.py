@@ -9,7 +9,8 @@ onnxruntime fp32 and int8 on the same weights, in one run.
     python bench/model.py --quick             # a few minutes: a smoke run, not a measurement
 
 Any `sparsecpu bench model` option after these replaces the table's own setting (e.g.
-`--threads 1`, or model names / directories to run instead of the five).
+`--threads 1`); `--models a,b` runs those (generated shapes, files, directories or NAME=PATH)
+instead of the five.
 """
 
 import sys
@@ -34,11 +35,9 @@ def table_models():
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    if "--models" in args[:-1]:  # the older spelling of this script: --models a,b
+    if "--models" in args[:-1]:  # instead of the five: --models a,b (names, directories or NAME=PATH)
         i = args.index("--models")
-        args = [a for j, a in enumerate(args) if j not in (i, i + 1)] + args[i + 1].split(",")
-    flags = {"--quick", "-h", "--help"}  # the options of `bench model` that take no value
-    named_models = [a for j, a in enumerate(args) if not a.startswith("-")
-                    and (j == 0 or not args[j - 1].startswith("-") or args[j - 1] in flags or "=" in args[j - 1])]
-    models = [] if named_models else table_models()
+        models, args = args[i + 1].split(","), args[:i] + args[i + 2:]
+    else:
+        models = table_models()
     sys.exit(main(["bench", "model"] + models + TABLE_SETTINGS + args))

@@ -17,7 +17,9 @@ pytestmark = pytest.mark.kernels
 KERNELS = [k for k in _core.spmm_s8_kernels() if k.usable and not k.semi24]  # 2:4: test_kernels_semi24.py
 BLOCKS = [(1, 1), (4, 1), (1, 4), (2, 1), (8, 1), (16, 1), (4, 4), (2, 8), (16, 4)]
 # K not a multiple of 4, M = 1, primes, tails of every tile (64 tokens, 32 channels).
-SHAPES = [(1, 1, 1), (1, 17, 3), (3, 5, 2), (65, 33, 31), (2, 1, 64), (97, 50, 129), (130, 70, 67), (64, 32, 256)]
+# M = 12, 16, 17, 48, 49: a last tile whose second half (tokens 16-31 on AVX2) is skipped or not.
+SHAPES = [(1, 1, 1), (1, 17, 3), (3, 5, 2), (65, 33, 31), (2, 1, 64), (97, 50, 129), (130, 70, 67), (64, 32, 256),
+          (12, 20, 40), (16, 9, 8), (17, 24, 12), (48, 16, 20), (49, 33, 7)]
 
 
 def seeded(*key):

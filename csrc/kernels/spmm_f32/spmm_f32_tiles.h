@@ -10,7 +10,7 @@
 // input column of a block then reads one contiguous 64-byte line of a panel.
 //
 // Two register tilings:
-//  * channel tiles (R = 8 or 16): vectors run over R output channels of one
+//  * channel tiles (R = 8, 16, dense 16 or 32): vectors run over the R output channels of one
 //    block column, each token of the panel is broadcast. Stores are
 //    contiguous rows of y, so the epilogue is fully vectorized.
 //  * token tiles (R = 1, 2, 4, 8): vectors run over tokens, each weight is
@@ -21,6 +21,8 @@
 #include <array>
 #include <cstdint>
 #include <cstring>
+#include <stdexcept>
+#include <string>
 #include <type_traits>
 #include <utility>
 
@@ -89,9 +91,8 @@ void for_each_tile(const SpmmF32Problem& p, int64_t tokens_per_tile, const TileF
 
 // ---- channel tiles: WV vectors of output channels x T tokens --------------
 //
-// A block row holds R = w.block.rows channels; one pass covers WV * S::L of
-// them starting at channel_offset (dense block rows are packed one pass tall,
-// see dense_block_rows).
+// A block row holds R = w.block.rows = WV * S::L channels: one pass covers it
+// (dense block rows are packed that tall, see dense_block_rows).
 
 // Channel sums of WV vectors from channel n0 x T tokens (`tokens` of them
 // real) -> y, with bias, activation and residual.
@@ -123,14 +124,13 @@ constexpr int kStreamAhead = 16;
 constexpr int64_t kStreamTokens = 16;
 
 template <class S, int WV, int T, bool Dense, bool Stream = false>
-void channel_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token0, int tokens, int64_t br,
-                  int channel_offset) {
+void channel_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token0, int tokens, int64_t br) {
   using V = typename S::V;
   constexpr int L = S::L;
   const BlockSparseMatrix& w = *p.w;
   const int R = w.block.rows, C = w.block.cols;
   const int64_t b0 = w.row_ptr[br], nb = w.row_ptr[br + 1] - b0;
-  const float* wp = w.values.data() + b0 * R * C + channel_offset;
+  const float* wp = w.values.data() + b0 * R * C;
   const int32_t* cols = Dense ? nullptr : w.col_start.data() + b0;
   const float* xp0 = panels.at_token(token0);
 
@@ -162,35 +162,30 @@ void channel_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t tok
 #pragma GCC unroll 64
     for (int t = 0; t < T; ++t) S::store(sums[v][t], acc[v][t]);
 
-  store_channel_sums<S, WV, T>(p, sums, token0, tokens, br * R + channel_offset);
+  store_channel_sums<S, WV, T>(p, sums, token0, tokens, br * R);
 }
 
 // One panel of 16 tokens: tiles of T tokens, then one of 16 % T.
 template <class S, int WV, int T, bool Dense>
 void run_channel_tiles(const SpmmF32Problem& p) {
   constexpr int kTail = kPanelTokens % T;
-  constexpr int kPass = WV * S::L;
   if (p.w->n == 0) return;
-  const int R = p.w->block.rows;
+  if (p.w->block.rows != WV * S::L)  // the registry pairs kernels and block heights
+    throw std::logic_error("a channel-tile kernel of " + std::to_string(WV * S::L) + " channels got blocks of " +
+                           std::to_string(p.w->block.rows) + " rows");
   const auto run = [&](auto stream) {
     constexpr bool Stream = decltype(stream)::value;
     for_each_tile<S>(p, kPanelTokens, [&](const PanelRange& panels, int64_t panel, int64_t br) {
       const int64_t panel_end = std::min<int64_t>(p.m, (panel + 1) * kPanelTokens);
-      for (int offset = 0; offset < R && br * R + offset < p.w->n; offset += kPass) {
-        int64_t token0 = panel * kPanelTokens;
-        for (; token0 + T <= panel_end; token0 += T)
-          channel_tile<S, WV, T, Dense, Stream>(p, panels, token0, T, br, offset);
-        if (token0 < panel_end) {
-          const int tokens = static_cast<int>(panel_end - token0);
-          if constexpr (kTail > 0) {
-            if (tokens <= kTail) {
-              channel_tile<S, WV, (kTail > 0 ? kTail : 1), Dense, Stream>(p, panels, token0, tokens, br, offset);
-              continue;
-            }
-          }
-          channel_tile<S, WV, T, Dense, Stream>(p, panels, token0, tokens, br, offset);
-        }
+      int64_t token0 = panel * kPanelTokens;
+      for (; token0 + T <= panel_end; token0 += T) channel_tile<S, WV, T, Dense, Stream>(p, panels, token0, T, br);
+      if (token0 == panel_end) return;
+      const int tokens = static_cast<int>(panel_end - token0);
+      if constexpr (kTail > 0) {
+        if (tokens <= kTail)
+          return channel_tile<S, WV, (kTail > 0 ? kTail : 1), Dense, Stream>(p, panels, token0, tokens, br);
       }
+      channel_tile<S, WV, T, Dense, Stream>(p, panels, token0, tokens, br);
     });
   };
   if constexpr (Dense) {

@@ -301,6 +301,7 @@ template <class S>
 void run_semi24_pair_variants(const SpmmS8Problem& p) {
   using V = typename S::V;
   constexpr int64_t kSliceRows = 256;  // the unit of the schedule
+  static_assert(!HalfTokenOrder<S>::value, "the variants and their sums assume panels in token order");
   const Semi24S8& w = *p.semi24;
   if (p.m < kVariantMinTokens) {
     const auto tile = [&](const S8Rows& rows, int64_t token0, int tokens, int64_t cb) {

@@ -500,18 +500,17 @@ void store_staged(const SpmmS8Problem& p, const float* stage, int64_t token0, in
   }
 }
 
-// R rows of a block row over a tile, whole or in halves. The second half
-// (tokens 16-31 of the tile with HalfTokenOrder, else 8-15 and 24-31) is
-// skipped when it holds no token of the call (a short query), its stage rows
-// zeroed.
+// R rows of a block row over a tile, whole or in halves. Halves take the half
+// token order, so the second half (tokens 16-31 of the tile) is skipped when
+// it holds no token of the call (a short query), its stage rows zeroed.
 template <class S, int NV, int R>
 void quad_rows(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, int64_t br, int row0, float* stage) {
   if constexpr (NV == 4) {
     quad_tile<S, R>(p, panels, token0, br, row0, stage);
   } else {
-    constexpr int kFirstHalfTokens = HalfTokenOrder<S>::value ? 16 : 8;
+    static_assert(HalfTokenOrder<S>::value, "half tiles need the first half to hold tokens 0-15");
     quad_tile<S, R, 2, 0>(p, panels, token0, br, row0, stage);
-    if (token0 + kFirstHalfTokens < p.m) {
+    if (token0 + 16 < p.m) {
       quad_tile<S, R, 2, 2>(p, panels, token0, br, row0, stage);
     } else {
       for (int r = 0; r < R; ++r) std::fill_n(stage + r * 4 * S::L + 2 * S::L, 2 * S::L, 0.0f);

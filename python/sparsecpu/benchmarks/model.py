@@ -212,19 +212,13 @@ def markdown_table(rows: List[dict]) -> str:
         ratio = row.get("vs_onnxruntime_int8")
         return f"{value} ({ratio:.2f}x)" if ratio else value
 
-    lines_by_key: Dict[tuple, Dict[tuple, str]] = {}
-    order: List[tuple] = []
-    for r in sorted(rows, key=lambda r: not r["variant"].startswith("onnxruntime")):
-        key = (r["model"], r["variant"])
-        if key not in lines_by_key:
-            lines_by_key[key] = {}
-            order.append(key)
-        lines_by_key[key][(r["seq"], r["batch"], r["threads"])] = cell(r)
     models = list(dict.fromkeys(r["model"] for r in rows))
-    order.sort(key=lambda key: models.index(key[0]))  # stable: each model's onnxruntime lines first
+    lines: Dict[tuple, Dict[tuple, str]] = {}  # (model, variant) -> column -> cell, in table order
+    # Stable sort: models in run order, each model's onnxruntime lines first, variants in run order.
+    for r in sorted(rows, key=lambda r: (models.index(r["model"]), not r["variant"].startswith("onnxruntime"))):
+        lines.setdefault((r["model"], r["variant"]), {})[(r["seq"], r["batch"], r["threads"])] = cell(r)
     out = ["| model | variant | " + " | ".join(heading(*c) for c in columns) + " |",
            "|---|---|" + "---|" * len(columns)]
-    for model, variant in order:
-        cells = lines_by_key[(model, variant)]
+    for (model, variant), cells in lines.items():
         out.append(f"| {model} | {variant} | " + " | ".join(cells.get(c, "") for c in columns) + " |")
     return "\n".join(out) + "\n"
