@@ -45,6 +45,8 @@ struct Avx2S8Base {
   static V sub32(V a, V b) { return _mm256_sub_epi32(a, b); }
   static V mul32(V a, V b) { return _mm256_mullo_epi32(a, b); }
   static F::V to_float(V v) { return _mm256_cvtepi32_ps(v); }
+  static F::V float_bits(V v) { return _mm256_castsi256_ps(v); }  // reinterpreted, not converted
+  static V int_bits(F::V v) { return _mm256_castps_si256(v); }
   static V unpacklo8(V a, V b) { return _mm256_unpacklo_epi8(a, b); }
   static V unpackhi8(V a, V b) { return _mm256_unpackhi_epi8(a, b); }
   static V unpacklo16(V a, V b) { return _mm256_unpacklo_epi16(a, b); }

@@ -36,6 +36,8 @@ struct Avx512VnniS8 {
   static V sub32(V a, V b) { return _mm512_sub_epi32(a, b); }
   static V mul32(V a, V b) { return _mm512_mullo_epi32(a, b); }
   static F::V to_float(V v) { return _mm512_cvtepi32_ps(v); }
+  static F::V float_bits(V v) { return _mm512_castsi512_ps(v); }  // reinterpreted, not converted
+  static V int_bits(F::V v) { return _mm512_castps_si512(v); }
   static V unpacklo8(V a, V b) { return _mm512_unpacklo_epi8(a, b); }
   static V unpackhi8(V a, V b) { return _mm512_unpackhi_epi8(a, b); }
   static V unpacklo16(V a, V b) { return _mm512_unpacklo_epi16(a, b); }

@@ -214,27 +214,14 @@ void semi24_variant_tile(const SpmmS8Problem& p, const S8PairVariants<S>& x, int
     const int64_t g1 = std::min(groups, g0 + kBlockGroups);
     for (int64_t r = r0; r < r1; ++r) semi24_variant_row<S, NV>(w, variants, g0, g1, r, r0, sums.data(), g0 == 0);
   }
-  // Per panel, each row's 4 vectors in the quad lane order (token_of_lane):
-  // vector u holds tokens 4u.. 4u+3 and 16+4u.. 16+4u+3.
-  alignas(64) float stage[S::L * kS8PanelTokens<S>];
-  alignas(64) int32_t quad_sums[S::L][4][S::L];
-  for (int h = 0; h * 4 < NV; ++h) {
-    const int64_t panel = 2 * tile + h;
-    for (int64_t c0 = r0; c0 < r1; c0 += S::L) {
-      const int channels = static_cast<int>(std::min<int64_t>(S::L, r1 - c0));
-      for (int c = 0; c < channels; ++c) {
-        const V* row = sums.data() + (c0 + c - r0) * NV;
-        V n[4];  // tokens 0-7, 8-15, 16-23, 24-31 of the panel
-        for (int j = 0; j < 4; ++j) n[j] = 4 * h + j < NV ? row[4 * h + j] : S::zero();
-        S::store(quad_sums[c][0], S::low_halves(n[0], n[2]));
-        S::store(quad_sums[c][1], S::high_halves(n[0], n[2]));
-        S::store(quad_sums[c][2], S::low_halves(n[1], n[3]));
-        S::store(quad_sums[c][3], S::high_halves(n[1], n[3]));
-      }
-      finish_token_sums<S, 4, 0>(p, x.panels, panel, quad_sums, c0, channels, stage);
-      if (p.output != S8Output::s32) store_staged<S>(p, stage, panel * kS8PanelTokens<S>, c0, channels);
-    }
-  }
+  // sums: per row, NV vectors of tokens in order.
+  const int64_t token0 = tile * kVariantTileTokens;
+  const TokenQuantization* quant =
+      x.panels.quant ? x.panels.quant + (token0 - x.panels.first * kS8PanelTokens<S>) : nullptr;
+  for (int64_t c0 = r0; c0 < r1; c0 += S::L)
+    store_channel_sums<S, NV>(
+        p, reinterpret_cast<const int32_t*>(sums.data() + (c0 - r0) * NV), NV * S::L, token0,
+        [](int v, int i) { return v * S::L + i; }, quant, c0, static_cast<int>(std::min<int64_t>(S::L, r1 - c0)));
 }
 
 // ---- vectors over channels (S::kPairs), for calls with few tokens ----------

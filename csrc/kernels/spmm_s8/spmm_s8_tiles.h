@@ -128,7 +128,8 @@ S8Rows quantize_rows(const SpmmS8Problem& p, uint64_t call_id, int64_t group, in
 // The last step of every float epilogue: y[token][c0 .. c0 + lanes) = v +
 // residual, stored as float or requantized to int8.
 template <class S>
-void store_output_row(const SpmmS8Problem& p, typename S::F::V v, int64_t token, int64_t c0, int lanes) {
+[[gnu::always_inline]] inline void store_output_row(const SpmmS8Problem& p, typename S::F::V v, int64_t token,
+                                                    int64_t c0, int lanes) {
   using F = typename S::F;
   const Epilogue& e = p.epilogue;
   if (e.residual) v = F::add(v, F::load_partial(e.residual + token * e.ld_residual + c0, lanes));
@@ -148,6 +149,7 @@ struct ChannelEpilogue {
   typename S::V row_sum;
   typename S::F::V scale, bias;
 
+  ChannelEpilogue() : row_sum(S::zero()), scale(S::F::zero()), bias(S::F::zero()) {}  // s32 output: unused
   ChannelEpilogue(const SpmmS8Problem& p, int64_t c0, int lanes)
       : row_sum(S::load_partial32(p.w_row_sum + c0, lanes)),
         scale(S::F::load_partial(p.w_scale + c0, lanes)),
@@ -156,8 +158,9 @@ struct ChannelEpilogue {
 
 // Stores one vector of L consecutive channels of one token, with the epilogue.
 template <class S>
-void store_channels(const SpmmS8Problem& p, typename S::V acc, int64_t token, const TokenQuantization& t,
-                    const ChannelEpilogue<S>& ch, int64_t c0, int lanes) {
+[[gnu::always_inline]] inline void store_channels(const SpmmS8Problem& p, typename S::V acc, int64_t token,
+                                                  const TokenQuantization& t, const ChannelEpilogue<S>& ch, int64_t c0,
+                                                  int lanes) {
   using F = typename S::F;
   if (p.output == S8Output::s32) {
     alignas(64) int32_t tmp[S::L];
@@ -289,13 +292,12 @@ void run_dense(const SpmmS8Problem& p) {
 
 // ---- block patterns: column quads ---------------------------------------------
 
-// k-major u8 panels of kS8PanelTokens<S> tokens (P = 4 vectors: [k][P]) and,
-// per panel, each token's quantization in the lane order the quad interleave
-// produces.
+// k-major u8 panels of kS8PanelTokens<S> tokens (P = 4 vectors: [k][P]) and
+// each token's quantization, in token order (null for u8 activations, which
+// are used as given).
 struct S8Panels {
   const uint8_t* data;
-  const float* lane_scale;   // [panel][P]
-  const int32_t* lane_zp;    // [panel][P]
+  const TokenQuantization* quant;  // [panel][P]
   int64_t first;
   int64_t panel_bytes;
 };
@@ -326,15 +328,13 @@ constexpr int token_of_lane(int u, int i) {
 template <class S>
 S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t group, int64_t first, int64_t count) {
   thread_local PanelCache<uint8_t> panels;
-  thread_local PanelCache<float> scales;
-  thread_local PanelCache<int32_t> zps;
+  thread_local PanelCache<TokenQuantization> quants;
   const int64_t k = p.k(), panel_bytes = k * kS8PanelTokens<S>;
   if (panels.claim(call_id, group, static_cast<size_t>(std::max<int64_t>(1, count * panel_bytes)))) {
-    scales.claim(call_id, group, static_cast<size_t>(count * kS8PanelTokens<S>));
-    zps.claim(call_id, group, static_cast<size_t>(count * kS8PanelTokens<S>));
+    quants.claim(call_id, group, static_cast<size_t>(count * kS8PanelTokens<S>));
     for (int64_t i = 0; i < count; ++i) {
       uint8_t* dst = panels.data.data() + i * panel_bytes;
-      TokenQuantization quant[kS8PanelTokens<S>];
+      TokenQuantization* quant = quants.data.data() + i * kS8PanelTokens<S>;
       for (int sub = 0; sub < kS8PanelTokens<S> / 16; ++sub) {
         const int64_t m0 = (first + i) * kS8PanelTokens<S> + sub * 16;
         const int rows = static_cast<int>(std::clamp<int64_t>(p.m - m0, 0, 16));
@@ -342,7 +342,6 @@ S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t grou
           for (int64_t kk = 0; kk < k; ++kk)
             for (int t = 0; t < 16; ++t)
               dst[kk * kS8PanelTokens<S> + sub * 16 + t] = t < rows ? p.x_u8[(m0 + t) * p.ldx + kk] : 0;
-          for (int t = 0; t < 16; ++t) quant[sub * 16 + t] = TokenQuantization{1.0f, 0};
           continue;
         }
         alignas(64) float inv[16], zp[16];
@@ -366,49 +365,34 @@ S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t grou
           std::memcpy(row + 16, &second, 8);
         }
       }
-      for (int u = 0; u < kS8PanelTokens<S> / S::L; ++u)
-        for (int lane = 0; lane < S::L; ++lane) {
-          const TokenQuantization& q = quant[token_of_lane<S>(u, lane)];
-          scales.data[i * kS8PanelTokens<S> + u * S::L + lane] = q.scale;
-          zps.data[i * kS8PanelTokens<S> + u * S::L + lane] = q.zero_point;
-        }
     }
   }
-  return S8Panels{panels.data.data(), scales.data.data(), zps.data.data(), first, panel_bytes};
+  return S8Panels{panels.data.data(), p.x_u8 ? nullptr : quants.data.data(), first, panel_bytes};
 }
 
-// The sums of `rows` output channels from n0 over NV vectors (from V0) of the
-// tile of panel `panel` (lanes in token_of_lane order), sums[r][v][lane].
-// f32 and s8 outputs: dequantized, biased, activated results go to `stage`,
-// one row of 4 * S::L lanes per output channel. s32: the raw sums go to y.
-template <class S, int NV, int V0>
-void finish_token_sums(const SpmmS8Problem& p, const S8Panels& panels, int64_t panel, const int32_t (*sums)[NV][S::L],
-                       int64_t n0, int rows, float* stage) {
-  using V = typename S::V;
+// Staged int32 sums of `channels` (<= S::L) consecutive output channels from
+// c0, one row of `stride` per channel whose vector v lane i holds token
+// token0 + token_of(v, i) -> rows of y with the epilogue. S::L x S::L blocks
+// are transposed in registers, so the epilogue runs on vectors of channels
+// with per-channel operands loaded once (as the dense kernels' does).
+// quant: the quantization of token token0 + t at quant[t] (null: u8 input).
+template <class S, int NV, class TokenOf>
+void store_channel_sums(const SpmmS8Problem& p, const int32_t* sums, int64_t stride, int64_t token0,
+                        const TokenOf& token_of, const TokenQuantization* quant, int64_t c0, int channels) {
   using F = typename S::F;
-  constexpr int kLanes = 4 * S::L;
-  if (p.output == S8Output::s32) {
-    const int64_t panel_token0 = panel * kS8PanelTokens<S>;
-    for (int r = 0; r < rows; ++r)
-      for (int v = 0; v < NV; ++v)
-        for (int i = 0; i < S::L; ++i) {
-          const int64_t token = panel_token0 + token_of_lane<S>(V0 + v, i);
-          if (token < p.m) static_cast<int32_t*>(p.y)[token * p.ldy + n0 + r] = sums[r][v][i];
-        }
-    return;
-  }
-  const int64_t lane_base = (panel - panels.first) * kS8PanelTokens<S>;
-  const Epilogue& e = p.epilogue;
-  for (int r = 0; r < rows; ++r) {
-    const typename F::V scale = F::set1(p.w_scale[n0 + r]);
-    const typename F::V bias = F::set1(e.bias ? e.bias[n0 + r] : 0.0f);
-    const V row_sum = S::set1_32(p.w_row_sum[n0 + r]);
-    float* out = stage + r * kLanes + V0 * S::L;
-    for (int v = 0; v < NV; ++v) {
-      const V zp = S::load(panels.lane_zp + lane_base + (V0 + v) * S::L);
-      typename F::V f = S::to_float(S::sub32(S::load(sums[r][v]), S::mul32(zp, row_sum)));
-      f = F::fma(f, F::mul(F::load(panels.lane_scale + lane_base + (V0 + v) * S::L), scale), bias);
-      F::store(out + v * S::L, activate<F>(f, e.activation));
+  const TokenQuantization unit{1.0f, 0};
+  const ChannelEpilogue<S> ch = p.output == S8Output::s32 ? ChannelEpilogue<S>() : ChannelEpilogue<S>(p, c0, channels);
+#pragma GCC unroll 8
+  for (int v = 0; v < NV; ++v) {
+    typename F::V block[S::L];  // int32 bit patterns: only shuffled
+    for (int c = 0; c < S::L; ++c)
+      block[c] = c < channels ? S::float_bits(S::load(sums + c * stride + v * S::L)) : F::zero();
+    F::transpose_square(block);  // block[i]: the channels of lane i
+#pragma GCC unroll 16
+    for (int i = 0; i < S::L; ++i) {  // unrolled: token_of(v, i) folds to constants
+      const int64_t token = token0 + token_of(v, i);
+      if (token >= p.m) continue;
+      store_channels<S>(p, S::int_bits(block[i]), token, quant ? quant[token - token0] : unit, ch, c0, channels);
     }
   }
 }
@@ -418,9 +402,11 @@ void finish_token_sums(const SpmmS8Problem& p, const S8Panels& panels, int64_t p
 // V0: a tile in two halves (NV = 2) holds half the activation registers, which
 // leaves room for more rows per pass where the dot product needs widened
 // operands (AVX2 without VNNI).
-// Results leave through finish_token_sums.
+// The int32 sums go to `stage`, one row of 4 * S::L lanes per output channel
+// (lanes in token_of_lane order), for store_channel_sums.
 template <class S, int RP, int NV = 4, int V0 = 0>
-void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, int64_t br, int row0, float* stage) {
+void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, int64_t br, int row0,
+               int32_t* stage) {
   static_assert((NV == 4 && V0 == 0) || (NV == 2 && (V0 == 0 || V0 == 2)), "whole tiles or halves");
   using V = typename S::V;
   constexpr int kLanes = 4 * S::L;
@@ -459,52 +445,30 @@ void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, i
     }
   }
 
-  alignas(64) int32_t sums[RP][NV][S::L];  // one unrolled store (see spmm_f32_tiles.h)
 #pragma GCC unroll 64
   for (int r = 0; r < RP; ++r)
 #pragma GCC unroll 64
-    for (int v = 0; v < NV; ++v) S::store(sums[r][v], acc[r][v]);
-
-  const int64_t n0 = br * R + row0;
-  finish_token_sums<S, NV, V0>(p, panels, panel, sums, n0, static_cast<int>(std::clamp<int64_t>(w.n - n0, 0, RP)),
-                               stage);
+    for (int v = 0; v < NV; ++v) S::store(stage + r * kLanes + (V0 + v) * S::L, acc[r][v]);
 }
 
-// Staged channels [c0, c0 + channels) (channels <= S::L) of the tile at token0
-// -> rows of y, S::L tokens at a time through an in-register transpose.
+// Staged sums of channels [c0, c0 + channels) (channels <= S::L) over the
+// tile at token0 (a panel) -> rows of y.
 template <class S>
-void store_staged(const SpmmS8Problem& p, const float* stage, int64_t token0, int64_t c0, int channels) {
-  using F = typename S::F;
-  constexpr int kLanes = 4 * S::L;
-  const int64_t panel_token0 = token0 - token0 % kS8PanelTokens<S>;
-  const Epilogue& e = p.epilogue;
-  if (channels == S::L && token0 + kLanes <= p.m && !e.residual && p.output == S8Output::f32) {
-    float* y = static_cast<float*>(p.y) + panel_token0 * p.ldy + c0;  // the common case, without checks
-    for (int v = 0; v < 4; ++v) {
-      typename F::V block[S::L];
-      for (int c = 0; c < S::L; ++c) block[c] = F::load(stage + c * kLanes + v * S::L);
-      F::transpose_square(block);
-      for (int i = 0; i < S::L; ++i) F::store(y + token_of_lane<S>(v, i) * p.ldy, block[i]);
-    }
-    return;
-  }
-  for (int v = 0; v < 4; ++v) {
-    typename F::V block[S::L];
-    for (int c = 0; c < S::L; ++c) block[c] = c < channels ? F::load(stage + c * kLanes + v * S::L) : F::zero();
-    F::transpose_square(block);  // block[i]: the channels of lane i
-    for (int i = 0; i < S::L; ++i) {
-      const int64_t token = panel_token0 + token_of_lane<S>(v, i);
-      if (token >= p.m) continue;
-      store_output_row<S>(p, block[i], token, c0, channels);
-    }
-  }
+void store_quad_sums(const SpmmS8Problem& p, const S8Panels& panels, const int32_t* stage, int64_t token0, int64_t c0,
+                     int channels) {
+  const int64_t panel = token0 / kS8PanelTokens<S>;
+  const TokenQuantization* quant =
+      panels.quant ? panels.quant + (panel - panels.first) * kS8PanelTokens<S> : nullptr;
+  store_channel_sums<S, 4>(
+      p, stage, 4 * S::L, token0, [](int v, int i) { return token_of_lane<S>(v, i); }, quant, c0, channels);
 }
 
 // R rows of a block row over a tile, whole or in halves. Halves take the half
 // token order, so the second half (tokens 16-31 of the tile) is skipped when
 // it holds no token of the call (a short query), its stage rows zeroed.
 template <class S, int NV, int R>
-void quad_rows(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, int64_t br, int row0, float* stage) {
+void quad_rows(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, int64_t br, int row0,
+               int32_t* stage) {
   if constexpr (NV == 4) {
     quad_tile<S, R>(p, panels, token0, br, row0, stage);
   } else {
@@ -513,7 +477,7 @@ void quad_rows(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, i
     if (token0 + 16 < p.m) {
       quad_tile<S, R, 2, 2>(p, panels, token0, br, row0, stage);
     } else {
-      for (int r = 0; r < R; ++r) std::fill_n(stage + r * 4 * S::L + 2 * S::L, 2 * S::L, 0.0f);
+      for (int r = 0; r < R; ++r) std::fill_n(stage + r * 4 * S::L + 2 * S::L, 2 * S::L, 0);
     }
   }
 }
@@ -541,11 +505,11 @@ void run_quads(const SpmmS8Problem& p) {
         return pack_quad_panels<S>(p, call_id, group, first, count);
       },
       [&](const S8Panels& panels, int64_t tile, int64_t row_group) {
-        alignas(64) float stage[16 * 4 * 16 >= S::L * kTileTokens ? 16 * 4 * 16 : S::L * kTileTokens];
+        alignas(64) int32_t stage[16 * 4 * 16 >= S::L * kTileTokens ? 16 * 4 * 16 : S::L * kTileTokens];
         const int64_t token0 = tile * kTileTokens;
         const int64_t br_end = std::min(w.block_rows, (row_group + 1) * rows_per_group);
         for (int64_t br = row_group * rows_per_group; br < br_end; ++br) {
-          float* rows = stage + (br - row_group * rows_per_group) * w.rows * kTileTokens;
+          int32_t* rows = stage + (br - row_group * rows_per_group) * w.rows * kTileTokens;
           // Passes of RP rows, then of 2 and 1 for what is left (R < RP).
           int row0 = 0;
           for (; row0 + RP <= w.rows; row0 += RP)
@@ -554,15 +518,16 @@ void run_quads(const SpmmS8Problem& p) {
             for (; row0 + 2 <= w.rows; row0 += 2)
               quad_rows<S, NV, 2>(p, panels, token0, br, row0, rows + row0 * kTileTokens);
           for (; row0 < w.rows; ++row0) quad_rows<S, NV, 1>(p, panels, token0, br, row0, rows + row0 * kTileTokens);
-          if (p.output != S8Output::s32 && w.rows > S::L) {  // wider than a vector: S::L-channel pieces
+          if (w.rows > S::L) {  // wider than a vector: S::L-channel pieces
             for (int c = 0; c < w.rows && br * w.rows + c < w.n; c += S::L)
-              store_staged<S>(p, rows + c * kTileTokens, token0, br * w.rows + c,
-                              static_cast<int>(std::min<int64_t>(S::L, w.n - br * w.rows - c)));
+              store_quad_sums<S>(p, panels, rows + c * kTileTokens, token0, br * w.rows + c,
+                                 static_cast<int>(std::min<int64_t>(S::L, w.n - br * w.rows - c)));
           }
         }
-        if (p.output == S8Output::s32 || w.rows > S::L) return;
+        if (w.rows > S::L) return;
         const int64_t c0 = row_group * rows_per_group * w.rows;
-        store_staged<S>(p, stage, token0, c0, static_cast<int>(std::min<int64_t>(w.n, br_end * w.rows) - c0));
+        store_quad_sums<S>(p, panels, stage, token0, c0,
+                           static_cast<int>(std::min<int64_t>(w.n, br_end * w.rows) - c0));
       });
 }
 
