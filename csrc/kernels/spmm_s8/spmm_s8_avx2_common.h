@@ -69,22 +69,6 @@ struct Avx2S8Base {
     }
     for (; j < k; ++j) dst[j] = quantize_value(x[j], inv, zp);
   }
-  // dst[kk * stride + t] = quantized x[t][kk] for 16 tokens (rows of them real).
-  static void quantize_panel16(const float* x, int64_t ldx, int rows, int64_t k, const float* inv, const float* zp,
-                               uint8_t* dst, int64_t stride) {
-    thread_local AlignedBuffer<float> floats;  // [k][16]
-    floats.reserve_discarding(static_cast<size_t>(std::max<int64_t>(1, k * 16)));
-    if (rows > 0) F::transpose_to_panel(x, ldx, rows, k, floats.data());
-    else std::memset(floats.data(), 0, sizeof(float) * k * 16);
-    const __m256 inv_lo = _mm256_loadu_ps(inv), inv_hi = _mm256_loadu_ps(inv + 8);
-    const __m256i zp_lo = _mm256_cvtps_epi32(_mm256_loadu_ps(zp)), zp_hi = _mm256_cvtps_epi32(_mm256_loadu_ps(zp + 8));
-    for (int64_t kk = 0; kk < k; ++kk) {
-      const uint64_t lo = quantize8(_mm256_loadu_ps(floats.data() + kk * 16), inv_lo, zp_lo);
-      const uint64_t hi = quantize8(_mm256_loadu_ps(floats.data() + kk * 16 + 8), inv_hi, zp_hi);
-      std::memcpy(dst + kk * stride, &lo, 8);
-      std::memcpy(dst + kk * stride + 8, &hi, 8);
-    }
-  }
 };
 
 }  // namespace

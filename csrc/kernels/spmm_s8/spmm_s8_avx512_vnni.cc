@@ -59,24 +59,6 @@ struct Avx512VnniS8 {
     for (; j + 16 <= k; j += 16) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j), quantize16(_mm512_loadu_ps(x + j), vinv, vzp));
     for (; j < k; ++j) dst[j] = quantize_value(x[j], inv, zp);
   }
-  // dst[kk * stride + t] = quantized x[t][kk] for 16 tokens (rows of them
-  // real, the rest zero): 16 x 16 blocks are transposed in registers, so each
-  // vector holds one input column of the 16 tokens, and quantized there.
-  static void quantize_panel16(const float* x, int64_t ldx, int rows, int64_t k, const float* inv, const float* zp,
-                               uint8_t* dst, int64_t stride) {
-    const __m512 vinv = _mm512_loadu_ps(inv);
-    const __m512i vzp = _mm512_cvtps_epi32(_mm512_loadu_ps(zp));
-    for (int64_t kk = 0; kk < k; kk += 16) {
-      const int cols = static_cast<int>(std::min<int64_t>(16, k - kk));
-      const __mmask16 col_mask = F::mask(cols);
-      __m512 r[16];
-      for (int t = 0; t < 16; ++t)
-        r[t] = t < rows ? _mm512_maskz_loadu_ps(col_mask, x + t * ldx + kk) : _mm512_setzero_ps();
-      F::transpose16x16(r);
-      for (int c = 0; c < cols; ++c)
-        _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + (kk + c) * stride), quantize16(r[c], vinv, vzp));
-    }
-  }
 };
 
 }  // namespace

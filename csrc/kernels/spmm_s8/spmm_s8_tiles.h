@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "kernels/simd/activation.h"
+#include "kernels/simd/transpose_bytes.h"
 #include "kernels/spmm_s8/spmm_s8.h"
 #include "kernels/tile_schedule.h"
 
@@ -329,41 +330,38 @@ template <class S>
 S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t group, int64_t first, int64_t count) {
   thread_local PanelCache<uint8_t> panels;
   thread_local PanelCache<TokenQuantization> quants;
-  const int64_t k = p.k(), panel_bytes = k * kS8PanelTokens<S>;
+  thread_local AlignedBuffer<uint8_t> token_rows;  // 16 quantized rows, k rounded up to 16 (zero padded)
+  const int64_t k = p.k(), panel_bytes = k * kS8PanelTokens<S>, ld = (k + 15) / 16 * 16;
   if (panels.claim(call_id, group, static_cast<size_t>(std::max<int64_t>(1, count * panel_bytes)))) {
     quants.claim(call_id, group, static_cast<size_t>(count * kS8PanelTokens<S>));
+    token_rows.reserve_discarding(static_cast<size_t>(std::max<int64_t>(1, 16 * ld)));
     for (int64_t i = 0; i < count; ++i) {
       uint8_t* dst = panels.data.data() + i * panel_bytes;
       TokenQuantization* quant = quants.data.data() + i * kS8PanelTokens<S>;
+      // 16 tokens at a time: quantized as rows (contiguous, where per-token
+      // scales are scalars), then transposed as bytes into the k-major panel.
       for (int sub = 0; sub < kS8PanelTokens<S> / 16; ++sub) {
         const int64_t m0 = (first + i) * kS8PanelTokens<S> + sub * 16;
-        const int rows = static_cast<int>(std::clamp<int64_t>(p.m - m0, 0, 16));
-        if (p.x_u8) {
-          for (int64_t kk = 0; kk < k; ++kk)
-            for (int t = 0; t < 16; ++t)
-              dst[kk * kS8PanelTokens<S> + sub * 16 + t] = t < rows ? p.x_u8[(m0 + t) * p.ldx + kk] : 0;
-          continue;
-        }
-        alignas(64) float inv[16], zp[16];
         for (int t = 0; t < 16; ++t) {
-          const TokenQuantization q =
-              t < rows ? quantize_stats<S>(p.x_f32 + (m0 + t) * p.ldx, k) : TokenQuantization{1.0f, 0};
-          quant[sub * 16 + t] = q;
-          inv[t] = 1.0f / q.scale;
-          zp[t] = static_cast<float>(q.zero_point);
+          uint8_t* row = token_rows.data() + t * ld;
+          const int64_t token = m0 + t;
+          quant[sub * 16 + t] = TokenQuantization{1.0f, 0};
+          if (token >= p.m) {
+            std::memset(row, 0, static_cast<size_t>(ld));
+            continue;
+          }
+          if (p.x_u8) {
+            std::memcpy(row, p.x_u8 + token * p.ldx, static_cast<size_t>(k));
+          } else {
+            const float* x = p.x_f32 + token * p.ldx;
+            const TokenQuantization q = quantize_stats<S>(x, k);
+            quant[sub * 16 + t] = q;
+            S::quantize_row(x, k, 1.0f / q.scale, static_cast<float>(q.zero_point), row);
+          }
+          std::memset(row + k, 0, static_cast<size_t>(ld - k));
         }
-        S::quantize_panel16(p.x_f32 + m0 * p.ldx, p.ldx, rows, k, inv, zp, dst + sub * 16, kS8PanelTokens<S>);
-      }
-      if constexpr (HalfTokenOrder<S>::value) {
-        static_assert(kS8PanelTokens<S> == 32, "the swap is of a 32-token panel's middle quarters");
-        for (int64_t kk = 0; kk < k; ++kk) {
-          uint8_t* row = dst + kk * kS8PanelTokens<S>;
-          uint64_t second, third;
-          std::memcpy(&second, row + 8, 8);
-          std::memcpy(&third, row + 16, 8);
-          std::memcpy(row + 8, &third, 8);
-          std::memcpy(row + 16, &second, 8);
-        }
+        transpose_rows16_bytes(token_rows.data(), ld, k, dst, kS8PanelTokens<S>, panel_position<S>(sub * 16),
+                               panel_position<S>(sub * 16 + 8));
       }
     }
   }
