@@ -8,6 +8,7 @@ namespace sparsecpu {
 namespace {
 
 struct Avx2VnniS8 : Avx2S8Base {
+  static constexpr bool kHalfTokenOrder = true;  // quads: a last tile of up to 16 tokens runs one half
   using A = __m256i;
   using B = __m256i;
   static A prep_a(V v) { return v; }
@@ -19,6 +20,7 @@ struct Avx2VnniS8 : Avx2S8Base {
 
 void spmm_s8_dense_avx2_vnni(const SpmmS8Problem& p) { run_dense<Avx2VnniS8, 2, 6>(p); }
 
+// 2 rows x 32 tokens (16 when the call's last tile holds no more).
 void spmm_s8_quads_avx2_vnni(const SpmmS8Problem& p) { run_quads<Avx2VnniS8, 2>(p); }
 
 // 2:4: 2 vectors of channels x 4 tokens, one byte shuffle per dot product.

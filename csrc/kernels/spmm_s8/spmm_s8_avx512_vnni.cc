@@ -9,6 +9,7 @@ namespace {
 
 struct Avx512VnniS8 {
   static constexpr bool kPairs = false;
+  static constexpr bool kHalfTokenOrder = true;  // quads: a last tile of up to 32 tokens runs one half
   using F = Avx512F32;
   using V = __m512i;
   using A = __m512i;  // u8 operand, used as is
@@ -66,7 +67,8 @@ struct Avx512VnniS8 {
 // 2 x 16 channels x 12 tokens: 24 accumulators, 14 loads per 24 vpdpbusd.
 void spmm_s8_dense_avx512_vnni(const SpmmS8Problem& p) { run_dense<Avx512VnniS8, 2, 12>(p); }
 
-// 4 rows x 64 tokens: 16 accumulators; 4 loads and 8 unpacks per 16 vpdpbusd.
+// 4 rows x 64 tokens (32 when the call's last tile holds no more): 16
+// accumulators; 4 loads and 8 unpacks per 16 vpdpbusd.
 void spmm_s8_quads_avx512_vnni(const SpmmS8Problem& p) { run_quads<Avx512VnniS8, 4>(p); }
 
 // 2:4: 2 vectors of channels x 12 tokens, one byte shuffle per dot product.

@@ -303,27 +303,52 @@ struct S8Panels {
   int64_t panel_bytes;
 };
 
-// Traits with kHalfTokenOrder = true (AVX2's half tiles, see quad_rows) pack
-// each panel with its tokens 8-15 and 16-23 trading places, so the first half
-// of a tile holds tokens 0-15 and a call of up to 16 tokens computes one half.
+// Traits with kHalfTokenOrder = true (the quad kernels, see quad_rows) pack
+// each panel so that the first half of a tile (vectors 0 and 1) holds its
+// first half of tokens: a call's last tile of at most 2 * S::L tokens then
+// computes one half. The interleave leaves vectors 0 and 1 holding the 8-token
+// blocks 0, 2, 4, ... of panel positions, so token block b goes to position
+// block 2b in the first half and 2(b - half) + 1 in the second.
 template <class S, class = void>
 struct HalfTokenOrder : std::false_type {};
 template <class S>
 struct HalfTokenOrder<S, std::void_t<decltype(S::kHalfTokenOrder)>> : std::bool_constant<S::kHalfTokenOrder> {};
 
-// Where token t of a panel lies in it (and which token a position holds: the
-// swap is its own inverse).
+// Where token t of a panel lies in it.
 template <class S>
 constexpr int panel_position(int t) {
-  if constexpr (HalfTokenOrder<S>::value) return t >= 8 && t < 24 ? t ^ 24 : t;  // 8-15 <-> 16-23
+  if constexpr (HalfTokenOrder<S>::value) {
+    constexpr int kHalfBlocks = kS8PanelTokens<S> / 16;
+    const int block = t / 8;
+    return 8 * (block < kHalfBlocks ? 2 * block : 2 * (block - kHalfBlocks) + 1) + t % 8;
+  }
   return t;
+}
+
+// Which token of a panel lies at position `position` (panel_position's inverse).
+template <class S>
+constexpr int panel_token(int position) {
+  if constexpr (HalfTokenOrder<S>::value) {
+    constexpr int kHalfBlocks = kS8PanelTokens<S> / 16;
+    const int block = position / 8;
+    return 8 * (block % 2 == 0 ? block / 2 : kHalfBlocks + block / 2) + position % 8;
+  }
+  return position;
+}
+
+template <class S>
+constexpr bool panel_order_is_a_permutation() {
+  for (int t = 0; t < kS8PanelTokens<S>; ++t)
+    if (panel_token<S>(panel_position<S>(t)) != t) return false;
+  return true;
 }
 
 // Vector u (< 4) of a panel, lane i holds token token_of_lane(u, i) of it:
 // the order the quad interleave's unpacks (within 128-bit lanes) leave.
 template <class S>
 constexpr int token_of_lane(int u, int i) {
-  return panel_position<S>(16 * (i / 4) + 4 * u + i % 4);
+  static_assert(panel_order_is_a_permutation<S>(), "panel_token inverts panel_position");
+  return panel_token<S>(16 * (i / 4) + 4 * u + i % 4);
 }
 
 template <class S>
@@ -461,23 +486,24 @@ void store_quad_sums(const SpmmS8Problem& p, const S8Panels& panels, const int32
       p, stage, 4 * S::L, token0, [](int v, int i) { return token_of_lane<S>(v, i); }, quant, c0, channels);
 }
 
-// R rows of a block row over a tile, whole or in halves. Halves take the half
-// token order, so the second half (tokens 16-31 of the tile) is skipped when
-// it holds no token of the call (a short query), its stage rows zeroed.
+// R rows of a block row over a tile, whole (NV = 4) or in halves (NV = 2).
+// The second half (the tile's tokens from 2 * S::L on, by the half token
+// order) is skipped when it holds no token of the call (a short query or a
+// call's last tile), its stage rows zeroed.
 template <class S, int NV, int R>
 void quad_rows(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, int64_t br, int row0,
                int32_t* stage) {
+  static_assert(HalfTokenOrder<S>::value, "the first half of a tile must hold its first tokens");
+  constexpr int kLanes = 4 * S::L;
+  const bool second_half = token0 + kLanes / 2 < p.m;
   if constexpr (NV == 4) {
-    quad_tile<S, R>(p, panels, token0, br, row0, stage);
-  } else {
-    static_assert(HalfTokenOrder<S>::value, "half tiles need the first half to hold tokens 0-15");
+    if (second_half) return quad_tile<S, R>(p, panels, token0, br, row0, stage);
     quad_tile<S, R, 2, 0>(p, panels, token0, br, row0, stage);
-    if (token0 + 16 < p.m) {
-      quad_tile<S, R, 2, 2>(p, panels, token0, br, row0, stage);
-    } else {
-      for (int r = 0; r < R; ++r) std::fill_n(stage + r * 4 * S::L + 2 * S::L, 2 * S::L, 0);
-    }
+  } else {
+    quad_tile<S, R, 2, 0>(p, panels, token0, br, row0, stage);
+    if (second_half) return quad_tile<S, R, 2, 2>(p, panels, token0, br, row0, stage);
   }
+  for (int r = 0; r < R; ++r) std::fill_n(stage + r * kLanes + kLanes / 2, kLanes / 2, 0);
 }
 
 // NV: vectors of the tile per pass, 4 or 2 (see quad_tile). RP: rows per
