@@ -157,6 +157,16 @@ struct ChannelEpilogue {
         bias(p.epilogue.bias ? S::F::load_partial(p.epilogue.bias + c0, lanes) : S::F::zero()) {}
 };
 
+// One vector of L consecutive channels of one token, dequantized and biased
+// (the activation comes after).
+template <class S>
+[[gnu::always_inline]] inline typename S::F::V dequantize_channels(typename S::V acc, const TokenQuantization& t,
+                                                                   const ChannelEpilogue<S>& ch) {
+  using F = typename S::F;
+  const typename F::V v = S::to_float(S::sub32(acc, S::mul32(S::set1_32(t.zero_point), ch.row_sum)));
+  return F::fma(v, F::mul(F::set1(t.scale), ch.scale), ch.bias);
+}
+
 // Stores one vector of L consecutive channels of one token, with the epilogue.
 template <class S>
 [[gnu::always_inline]] inline void store_channels(const SpmmS8Problem& p, typename S::V acc, int64_t token,
@@ -169,9 +179,7 @@ template <class S>
     std::memcpy(static_cast<int32_t*>(p.y) + token * p.ldy + c0, tmp, sizeof(int32_t) * lanes);
     return;
   }
-  typename F::V v = S::to_float(S::sub32(acc, S::mul32(S::set1_32(t.zero_point), ch.row_sum)));
-  v = F::fma(v, F::mul(F::set1(t.scale), ch.scale), ch.bias);
-  store_output_row<S>(p, activate<F>(v, p.epilogue.activation), token, c0, lanes);
+  store_output_row<S>(p, activate<F>(dequantize_channels<S>(acc, t, ch), p.epilogue.activation), token, c0, lanes);
 }
 
 // The sums of a channel tile (WV vectors of S::L channels from channel block
@@ -185,6 +193,16 @@ void store_channel_tile(const SpmmS8Problem& p, const S8Rows& rows, const int32_
     const int lanes = static_cast<int>(std::clamp<int64_t>(p.n() - c0, 0, S::L));
     if (lanes == 0) break;
     const ChannelEpilogue<S> channel(p, c0, lanes);
+    if (p.output == S8Output::f32 && !p.epilogue.residual && lanes == S::L && rows.quant) {
+      // Whole vectors, nothing to add: no checks per token.
+      using F = typename S::F;
+      float* y = static_cast<float*>(p.y) + token0 * p.ldy + c0;
+      const Activation activation = p.epilogue.activation;
+      for (int t = 0; t < tokens; ++t)
+        F::store(y + t * p.ldy,
+                 activate<F>(dequantize_channels<S>(S::load(sums[v][t]), rows.q(token0 + t), channel), activation));
+      continue;
+    }
     for (int t = 0; t < tokens; ++t)
       store_channels<S>(p, S::load(sums[v][t]), token0 + t, rows.quant ? rows.q(token0 + t) : unit, channel, c0,
                         lanes);
@@ -405,6 +423,25 @@ void store_channel_sums(const SpmmS8Problem& p, const int32_t* sums, int64_t str
   using F = typename S::F;
   const TokenQuantization unit{1.0f, 0};
   const ChannelEpilogue<S> ch = p.output == S8Output::s32 ? ChannelEpilogue<S>() : ChannelEpilogue<S>(p, c0, channels);
+  if (p.output == S8Output::f32 && !p.epilogue.residual && channels == S::L && quant && token0 + NV * S::L <= p.m) {
+    // Every lane a token of the call, whole vectors, nothing to add: no checks per token.
+    float* y = static_cast<float*>(p.y) + token0 * p.ldy + c0;
+    const Activation activation = p.epilogue.activation;
+#pragma GCC unroll 8
+    for (int v = 0; v < NV; ++v) {
+      typename F::V block[S::L];
+      for (int c = 0; c < S::L; ++c) block[c] = S::float_bits(S::load(sums + c * stride + v * S::L));
+      F::transpose_square(block);
+#pragma GCC unroll 16
+      for (int i = 0; i < S::L; ++i)
+        block[i] = dequantize_channels<S>(S::int_bits(block[i]), quant[token_of(v, i)], ch);
+      if (activation != Activation::none)
+        for (int i = 0; i < S::L; ++i) block[i] = activate<F>(block[i], activation);
+#pragma GCC unroll 16
+      for (int i = 0; i < S::L; ++i) F::store(y + token_of(v, i) * p.ldy, block[i]);
+    }
+    return;
+  }
 #pragma GCC unroll 8
   for (int v = 0; v < NV; ++v) {
     typename F::V block[S::L];  // int32 bit patterns: only shuffled
