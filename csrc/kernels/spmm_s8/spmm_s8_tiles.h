@@ -193,14 +193,16 @@ void store_channel_tile(const SpmmS8Problem& p, const S8Rows& rows, const int32_
     const int lanes = static_cast<int>(std::clamp<int64_t>(p.n() - c0, 0, S::L));
     if (lanes == 0) break;
     const ChannelEpilogue<S> channel(p, c0, lanes);
-    if (p.output == S8Output::f32 && !p.epilogue.residual && lanes == S::L && rows.quant) {
-      // Whole vectors, nothing to add: no checks per token.
+    if (p.output == S8Output::f32 && lanes == S::L && rows.quant) {  // whole vectors: no checks per token
       using F = typename S::F;
+      const Epilogue& e = p.epilogue;
       float* y = static_cast<float*>(p.y) + token0 * p.ldy + c0;
-      const Activation activation = p.epilogue.activation;
-      for (int t = 0; t < tokens; ++t)
-        F::store(y + t * p.ldy,
-                 activate<F>(dequantize_channels<S>(S::load(sums[v][t]), rows.q(token0 + t), channel), activation));
+      for (int t = 0; t < tokens; ++t) {
+        typename F::V out =
+            activate<F>(dequantize_channels<S>(S::load(sums[v][t]), rows.q(token0 + t), channel), e.activation);
+        if (e.residual) out = F::add(out, F::load(e.residual + (token0 + t) * e.ld_residual + c0));
+        F::store(y + t * p.ldy, out);
+      }
       continue;
     }
     for (int t = 0; t < tokens; ++t)
@@ -423,10 +425,11 @@ void store_channel_sums(const SpmmS8Problem& p, const int32_t* sums, int64_t str
   using F = typename S::F;
   const TokenQuantization unit{1.0f, 0};
   const ChannelEpilogue<S> ch = p.output == S8Output::s32 ? ChannelEpilogue<S>() : ChannelEpilogue<S>(p, c0, channels);
-  if (p.output == S8Output::f32 && !p.epilogue.residual && channels == S::L && quant && token0 + NV * S::L <= p.m) {
-    // Every lane a token of the call, whole vectors, nothing to add: no checks per token.
+  if (p.output == S8Output::f32 && channels == S::L && quant && token0 + NV * S::L <= p.m) {
+    // Every lane a token of the call, whole vectors: no checks per token.
     float* y = static_cast<float*>(p.y) + token0 * p.ldy + c0;
-    const Activation activation = p.epilogue.activation;
+    const Epilogue& e = p.epilogue;
+    const Activation activation = e.activation;
 #pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
       typename F::V block[S::L];
@@ -437,6 +440,9 @@ void store_channel_sums(const SpmmS8Problem& p, const int32_t* sums, int64_t str
         block[i] = dequantize_channels<S>(S::int_bits(block[i]), quant[token_of(v, i)], ch);
       if (activation != Activation::none)
         for (int i = 0; i < S::L; ++i) block[i] = activate<F>(block[i], activation);
+      if (e.residual)
+        for (int i = 0; i < S::L; ++i)
+          block[i] = F::add(block[i], F::load(e.residual + (token0 + token_of(v, i)) * e.ld_residual + c0));
 #pragma GCC unroll 16
       for (int i = 0; i < S::L; ++i) F::store(y + token_of(v, i) * p.ldy, block[i]);
     }
