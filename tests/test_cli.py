@@ -67,6 +67,14 @@ def test_bench_model_on_a_file_with_baselines(tmp_path):
     assert "p50" in out.stdout and "seq/s" in out.stdout
 
 
+def test_bench_model_refuses_two_models_with_one_label(tmp_path):
+    model = os.path.join(os.path.dirname(os.path.abspath(__file__)), "data", "tiny_distilbert.onnx")
+    out = sparsecpu("bench", "model", f"tiny={model}", f"tiny={model}", "--quick")
+    assert out.returncode == 2 and "Traceback" not in out.stderr, out.stderr
+    assert "both labelled 'tiny'" in out.stderr and "NAME=PATH" in out.stderr
+    assert "seq/s" not in out.stdout  # refused before anything ran
+
+
 def test_bench_model_variants_dense_and_n_m_take_no_sparsity():
     from sparsecpu.benchmarks.model import variants_for
 
