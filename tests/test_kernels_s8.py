@@ -123,7 +123,8 @@ def test_kernels_agree_on_float_outputs():
     rng = seeded("agree")
     w = sc.prune_weight(rng.standard_normal((96, 200)).astype(np.float32), "4x1", 0.8)
     x = rng.standard_normal((150, 200)).astype(np.float32)
-    outs = {k.name: sc.SparseLinear(w, pattern="4x1", dtype="int8", activation="gelu", kernel=k.name)(x)
+    residual = rng.standard_normal((150, 96)).astype(np.float32)
+    outs = {k.name: sc.SparseLinear(w, pattern="4x1", dtype="int8", activation="gelu", kernel=k.name)(x, residual)
             for k in KERNELS if not k.dense}
     reference = outs["spmm_s8_quads_ref"]
     for name, y in outs.items():  # same integers; epilogue float rounding may differ by an ulp or two
@@ -153,10 +154,20 @@ def test_dispatch_picks_the_best_usable_int8_kernel(cpu):
 
 def test_threads_do_not_change_int8_results():
     rng = seeded("threads")
+    # Blocks taller than a vector but not two (12 rows on 8-lane kernels): a block row's second
+    # piece of channels once ran past the block into the next one's, a race between threads.
+    w12 = rng.integers(-128, 128, (24, 40)).astype(np.int8)
+    x12 = rng.integers(0, 256, (32, 40)).astype(np.uint8)
     w = sc.prune_weight(rng.standard_normal((300, 260)).astype(np.float32), "4x1", 0.8)
     x = rng.standard_normal((200, 260)).astype(np.float32)
     old = sc.get_num_threads()
     try:
+        sc.set_num_threads(2)
+        for kernel in KERNELS:
+            if not kernel.dense:
+                lin = _core.LinearS8.from_int8(w12, "blocks", 12, 1, kernel.name)
+                for _ in range(20):
+                    np.testing.assert_array_equal(lin.forward_s32(x12), exact(x12, w12))
         for pattern in ["4x1", "dense"]:
             lin = sc.SparseLinear(w, pattern=pattern, dtype="int8")
             sc.set_num_threads(1)

@@ -588,7 +588,7 @@ void run_quads(const SpmmS8Problem& p) {
           if (w.rows > S::L) {  // wider than a vector: S::L-channel pieces
             for (int c = 0; c < w.rows && br * w.rows + c < w.n; c += S::L)
               store_quad_sums<S>(p, panels, rows + c * kTileTokens, token0, br * w.rows + c,
-                                 static_cast<int>(std::min<int64_t>(S::L, w.n - br * w.rows - c)));
+                                 static_cast<int>(std::min<int64_t>({S::L, w.rows - c, w.n - br * w.rows - c})));
           }
         }
         if (w.rows > S::L) return;
