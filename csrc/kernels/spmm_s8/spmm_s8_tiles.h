@@ -430,7 +430,6 @@ void store_channel_sums(const SpmmS8Problem& p, const int32_t* sums, int64_t str
     float* y = static_cast<float*>(p.y) + token0 * p.ldy + c0;
     const Epilogue& e = p.epilogue;
     const Activation activation = e.activation;
-#pragma GCC unroll 8
     for (int v = 0; v < NV; ++v) {
       typename F::V block[S::L];
       for (int c = 0; c < S::L; ++c) block[c] = S::float_bits(S::load(sums + c * stride + v * S::L));
@@ -448,14 +447,13 @@ void store_channel_sums(const SpmmS8Problem& p, const int32_t* sums, int64_t str
     }
     return;
   }
-#pragma GCC unroll 8
   for (int v = 0; v < NV; ++v) {
     typename F::V block[S::L];  // int32 bit patterns: only shuffled
     for (int c = 0; c < S::L; ++c)
       block[c] = c < channels ? S::float_bits(S::load(sums + c * stride + v * S::L)) : F::zero();
     F::transpose_square(block);  // block[i]: the channels of lane i
 #pragma GCC unroll 16
-    for (int i = 0; i < S::L; ++i) {  // unrolled: token_of(v, i) folds to constants
+    for (int i = 0; i < S::L; ++i) {  // unrolled: token_of(v, i) becomes a constant offset
       const int64_t token = token0 + token_of(v, i);
       if (token >= p.m) continue;
       store_channels<S>(p, S::int_bits(block[i]), token, quant ? quant[token - token0] : unit, ch, c0, channels);
