@@ -221,29 +221,25 @@ def cmd_bench_model(args) -> int:
     info = sc.cpu_info()
     print(f"sparsecpu {sc.__version__}, ISA {info['isa']}, {info['model']}; p50/p90 over {rounds} rounds")
     rows = []
-    named = {}  # row label -> the argument that gave it
+    named = {}  # row label -> (the argument that gave it, its path; None: a shape to generate)
     for model in args.models:
         label, _, labelled_path = model.partition("=")
         if model in bm.SHAPES:
-            name = model
+            name, path = model, None
         elif os.path.exists(model):
-            name = os.path.basename(os.path.normpath(model))
+            name, path = os.path.basename(os.path.normpath(model)), model
         elif label and labelled_path and os.path.exists(labelled_path):
-            name = label
+            name, path = label, labelled_path
         else:
             raise CommandError(f"{model}: no such file or directory, and not one of {', '.join(bm.SHAPES)}",
                                EXIT_INPUT)
         if name in named:  # their rows would merge in the tables
-            raise CommandError(f"{named[name]} and {model} are both labelled {name!r}; name one NAME=PATH")
-        named[name] = model
+            raise CommandError(f"{named[name][0]} and {model} are both labelled {name!r}; name one NAME=PATH")
+        named[name] = (model, path)
     with tempfile.TemporaryDirectory(prefix="sparsecpu-bench-") as folder:
-        for name, model in named.items():
-            if model in bm.SHAPES:
+        for name, (model, path) in named.items():
+            if path is None:
                 path = bm.generate_bert(os.path.join(folder, model), *bm.SHAPES[model])
-            elif os.path.exists(model):
-                path = model
-            else:
-                path = model.partition("=")[2]
             variants = bm.variants_for(args.dtype, args.pattern, args.sparsity)
             try:
                 rows += bm.run(name, path, folder, variants, args.batch, args.seq, args.threads, rounds, min_seconds,

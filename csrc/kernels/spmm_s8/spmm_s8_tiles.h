@@ -193,18 +193,6 @@ void store_channel_tile(const SpmmS8Problem& p, const S8Rows& rows, const int32_
     const int lanes = static_cast<int>(std::clamp<int64_t>(p.n() - c0, 0, S::L));
     if (lanes == 0) break;
     const ChannelEpilogue<S> channel(p, c0, lanes);
-    if (p.output == S8Output::f32 && lanes == S::L && rows.quant) {  // whole vectors: no checks per token
-      using F = typename S::F;
-      const Epilogue& e = p.epilogue;
-      float* y = static_cast<float*>(p.y) + token0 * p.ldy + c0;
-      for (int t = 0; t < tokens; ++t) {
-        typename F::V out =
-            activate<F>(dequantize_channels<S>(S::load(sums[v][t]), rows.q(token0 + t), channel), e.activation);
-        if (e.residual) out = F::add(out, F::load(e.residual + (token0 + t) * e.ld_residual + c0));
-        F::store(y + t * p.ldy, out);
-      }
-      continue;
-    }
     for (int t = 0; t < tokens; ++t)
       store_channels<S>(p, S::load(sums[v][t]), token0 + t, rows.quant ? rows.q(token0 + t) : unit, channel, c0,
                         lanes);
