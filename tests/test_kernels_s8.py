@@ -235,3 +235,34 @@ def test_quantized_weights_refuse_bad_scales():
                          (np.array([1, 1, np.nan], np.float32), r"scale\[2\]")]:
         with pytest.raises(ValueError, match=words):
             _core.LinearS8.from_quantized(values, scale, None, "dense", 1, 1, "none")
+
+
+@pytest.mark.parametrize("pattern", ["4x1", "1x4", "16x1", "8x1", "2x2"])
+@pytest.mark.parametrize("m", [1, 33, 130])
+def test_rows_4kib_apart_are_staged_with_the_same_results(pattern, m):
+    """With 1024 float or 4096 int8 outputs per token, a tile's results leave
+    through staged rows (output_rows.h); with 16 more channels they are stored
+    straight. The shared channels must match bit for bit: activation, residual,
+    int8 output, a short last token tile, 1 and 2 threads."""
+    rng = seeded(pattern, m)
+    for n, out_scale in ((1024, None), (4096, 0.05)):
+        k = 40
+        w = sc.prune_weight(rng.standard_normal((n + 16, k)).astype(np.float32), pattern, 0.5)
+        bias = rng.standard_normal(n + 16).astype(np.float32)
+        x = rng.standard_normal((m, k)).astype(np.float32)
+        residual = rng.standard_normal((m, n + 16)).astype(np.float32)
+        for kernel in KERNELS:
+            if kernel.dense:
+                continue
+            args = dict(pattern=pattern, dtype="int8", activation="gelu", kernel=kernel.name)
+            staged = sc.SparseLinear(w[:n], bias[:n], **args)
+            straight = sc.SparseLinear(w, bias, **args)
+            expected = straight(x, residual=residual, out_scale=out_scale)[:, :n]
+            before = sc.get_num_threads()
+            try:
+                for threads in (1, 2):
+                    sc.set_num_threads(threads)
+                    got = staged(x, residual=residual[:, :n], out_scale=out_scale)
+                    np.testing.assert_array_equal(got, expected, err_msg=f"{kernel.name} n={n} threads={threads}")
+            finally:
+                sc.set_num_threads(before)

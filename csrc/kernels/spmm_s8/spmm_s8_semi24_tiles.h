@@ -216,12 +216,12 @@ void semi24_variant_tile(const SpmmS8Problem& p, const S8PairVariants<S>& x, int
   }
   // sums: per row, NV vectors of tokens in order.
   const int64_t token0 = tile * kVariantTileTokens;
-  const TokenQuantization* quant =
-      x.panels.quant ? x.panels.quant + (token0 - x.panels.first * kS8PanelTokens<S>) : nullptr;
+  const TokenQuantization* quant = x.panels.quant + (token0 - x.panels.first * kS8PanelTokens<S>);
   for (int64_t c0 = r0; c0 < r1; c0 += S::L)
     store_channel_sums<S, NV>(
         p, reinterpret_cast<const int32_t*>(sums.data() + (c0 - r0) * NV), NV * S::L, token0,
-        [](int v, int i) { return v * S::L + i; }, quant, c0, static_cast<int>(std::min<int64_t>(S::L, r1 - c0)));
+        [](int v, int i) { return v * S::L + i; }, quant, c0, static_cast<int>(std::min<int64_t>(S::L, r1 - c0)),
+        ChannelSumsTo::y());
 }
 
 // ---- vectors over channels (S::kPairs), for calls with few tokens ----------

@@ -22,6 +22,7 @@
 #include <type_traits>
 
 #include "kernels/simd/activation.h"
+#include "kernels/output_rows.h"
 #include "kernels/simd/transpose_bytes.h"
 #include "kernels/spmm_s8/spmm_s8.h"
 #include "kernels/tile_schedule.h"
@@ -302,8 +303,8 @@ void run_dense(const SpmmS8Problem& p) {
 // ---- block patterns: column quads ---------------------------------------------
 
 // k-major u8 panels of kS8PanelTokens<S> tokens (P = 4 vectors: [k][P]) and
-// each token's quantization, in token order (null for u8 activations, which
-// are used as given).
+// each token's quantization, in token order (scale 1 and zero point 0 for u8
+// activations, which are used as given, and for padding tokens).
 struct S8Panels {
   const uint8_t* data;
   const TokenQuantization* quant;  // [panel][P]
@@ -398,55 +399,99 @@ S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t grou
       }
     }
   }
-  return S8Panels{panels.data.data(), p.x_u8 ? nullptr : quants.data.data(), first, panel_bytes};
+  return S8Panels{panels.data.data(), quants.data.data(), first, panel_bytes};
 }
+
+// Where store_channel_sums puts a token's results: straight into y, or
+// (float and int8 outputs) dequantized and activated into staged rows, token t
+// of the tile at rows + t * ld_rows, whole vectors, padding tokens included;
+// write_output_rows then adds the residual and writes y (see output_rows.h).
+struct ChannelSumsTo {
+  float* rows;
+  int64_t ld_rows;
+  static ChannelSumsTo y() { return {nullptr, 0}; }
+};
 
 // Staged int32 sums of `channels` (<= S::L) consecutive output channels from
 // c0, one row of `stride` per channel whose vector v lane i holds token
-// token0 + token_of(v, i) -> rows of y with the epilogue. S::L x S::L blocks
-// are transposed in registers, so the epilogue runs on vectors of channels
-// with per-channel operands loaded once (as the dense kernels' does).
-// quant: the quantization of token token0 + t at quant[t] (null: u8 input).
+// token0 + token_of(v, i) -> `to`, with the epilogue. S::L x S::L blocks are
+// transposed in registers, so the epilogue runs on vectors of channels with
+// per-channel operands loaded once (as the dense kernels' does).
+// quant: the quantization of token token0 + t at quant[t], for every lane.
 template <class S, int NV, class TokenOf>
 void store_channel_sums(const SpmmS8Problem& p, const int32_t* sums, int64_t stride, int64_t token0,
-                        const TokenOf& token_of, const TokenQuantization* quant, int64_t c0, int channels) {
+                        const TokenOf& token_of, const TokenQuantization* quant, int64_t c0, int channels,
+                        ChannelSumsTo to) {
   using F = typename S::F;
-  const TokenQuantization unit{1.0f, 0};
   const ChannelEpilogue<S> ch = p.output == S8Output::s32 ? ChannelEpilogue<S>() : ChannelEpilogue<S>(p, c0, channels);
-  if (p.output == S8Output::f32 && channels == S::L && quant && token0 + NV * S::L <= p.m) {
-    // Every lane a token of the call, whole vectors: no checks per token.
-    float* y = static_cast<float*>(p.y) + token0 * p.ldy + c0;
-    const Epilogue& e = p.epilogue;
-    const Activation activation = e.activation;
-    for (int v = 0; v < NV; ++v) {
-      typename F::V block[S::L];
-      for (int c = 0; c < S::L; ++c) block[c] = S::float_bits(S::load(sums + c * stride + v * S::L));
-      F::transpose_square(block);
-#pragma GCC unroll 16
-      for (int i = 0; i < S::L; ++i)
-        block[i] = dequantize_channels<S>(S::int_bits(block[i]), quant[token_of(v, i)], ch);
-      if (activation != Activation::none)
-        for (int i = 0; i < S::L; ++i) block[i] = activate<F>(block[i], activation);
-      if (e.residual)
-        for (int i = 0; i < S::L; ++i)
-          block[i] = F::add(block[i], F::load(e.residual + (token0 + token_of(v, i)) * e.ld_residual + c0));
-#pragma GCC unroll 16
-      for (int i = 0; i < S::L; ++i) F::store(y + token_of(v, i) * p.ldy, block[i]);
-    }
-    return;
-  }
+  const Epilogue& e = p.epilogue;
+  // Every lane a token of the call and whole vectors of float y: no checks per token.
+  const bool whole = !to.rows && p.output == S8Output::f32 && channels == S::L && token0 + NV * S::L <= p.m;
   for (int v = 0; v < NV; ++v) {
     typename F::V block[S::L];  // int32 bit patterns: only shuffled
     for (int c = 0; c < S::L; ++c)
       block[c] = c < channels ? S::float_bits(S::load(sums + c * stride + v * S::L)) : F::zero();
     F::transpose_square(block);  // block[i]: the channels of lane i
+    if (p.output == S8Output::s32) {
+      for (int i = 0; i < S::L; ++i) {
+        const int64_t token = token0 + token_of(v, i);
+        if (token >= p.m) continue;
+        alignas(64) int32_t tmp[S::L];
+        S::store(tmp, S::int_bits(block[i]));
+        std::memcpy(static_cast<int32_t*>(p.y) + token * p.ldy + c0, tmp, sizeof(int32_t) * channels);
+      }
+      continue;
+    }
 #pragma GCC unroll 16
-    for (int i = 0; i < S::L; ++i) {  // unrolled: token_of(v, i) becomes a constant offset
-      const int64_t token = token0 + token_of(v, i);
-      if (token >= p.m) continue;
-      store_channels<S>(p, S::int_bits(block[i]), token, quant ? quant[token - token0] : unit, ch, c0, channels);
+    for (int i = 0; i < S::L; ++i)  // unrolled: token_of(v, i) becomes a constant offset
+      block[i] = dequantize_channels<S>(S::int_bits(block[i]), quant[token_of(v, i)], ch);
+    if (e.activation != Activation::none)
+      for (int i = 0; i < S::L; ++i) block[i] = activate<F>(block[i], e.activation);
+    if (to.rows) {
+#pragma GCC unroll 16
+      for (int i = 0; i < S::L; ++i) F::store(to.rows + token_of(v, i) * to.ld_rows, block[i]);
+    } else if (whole) {
+      float* y = static_cast<float*>(p.y) + token0 * p.ldy + c0;
+      if (e.residual)
+        for (int i = 0; i < S::L; ++i)
+          block[i] = F::add(block[i], F::load(e.residual + (token0 + token_of(v, i)) * e.ld_residual + c0));
+#pragma GCC unroll 16
+      for (int i = 0; i < S::L; ++i) F::store(y + token_of(v, i) * p.ldy, block[i]);
+    } else {
+      for (int i = 0; i < S::L; ++i) {
+        const int64_t token = token0 + token_of(v, i);
+        if (token < p.m) store_output_row<S>(p, block[i], token, c0, channels);
+      }
     }
   }
+}
+
+// Tokens [token0, token0 + tokens) x channels [c0, c0 + channels) of staged
+// rows (token t at rows + (t - token0) * ld_rows) -> y, with the residual, as
+// float or requantized to int8.
+template <class S>
+void write_output_rows(const SpmmS8Problem& p, const float* rows, int64_t ld_rows, int64_t token0, int tokens,
+                       int64_t c0, int channels) {
+  using F = typename S::F;
+  const Epilogue& e = p.epilogue;
+  if (p.output == S8Output::f32 && channels == kOutputRowChannels) {  // whole rows, unrolled (no masks, no memcpy call)
+    constexpr int kVectors = kOutputRowChannels / F::L;
+    for (int t = 0; t < tokens; ++t) {
+      const float* row = rows + t * ld_rows;
+      float* y = static_cast<float*>(p.y) + (token0 + t) * p.ldy + c0;
+      typename F::V v[kVectors];
+      for (int i = 0; i < kVectors; ++i) v[i] = F::load(row + i * F::L);
+      if (e.residual) {
+        const float* residual = e.residual + (token0 + t) * e.ld_residual + c0;
+        for (int i = 0; i < kVectors; ++i) v[i] = F::add(v[i], F::load(residual + i * F::L));
+      }
+      for (int i = 0; i < kVectors; ++i) F::store(y + i * F::L, v[i]);
+    }
+    return;
+  }
+  for (int t = 0; t < tokens; ++t)
+    for (int c = 0; c < channels; c += F::L)
+      store_output_row<S>(p, F::load(rows + t * ld_rows + c), token0 + t, c0 + c, std::min(F::L, channels - c));
 }
 
 // RP rows of a block row (starting at row0 of the block) x NV of the 4 vectors
@@ -504,15 +549,14 @@ void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, i
 }
 
 // Staged sums of channels [c0, c0 + channels) (channels <= S::L) over the
-// tile at token0 (a panel) -> rows of y.
+// tile at token0 (a panel) -> `to` (see store_channel_sums).
 template <class S>
 void store_quad_sums(const SpmmS8Problem& p, const S8Panels& panels, const int32_t* stage, int64_t token0, int64_t c0,
-                     int channels) {
+                     int channels, ChannelSumsTo to) {
   const int64_t panel = token0 / kS8PanelTokens<S>;
-  const TokenQuantization* quant =
-      panels.quant ? panels.quant + (panel - panels.first) * kS8PanelTokens<S> : nullptr;
+  const TokenQuantization* quant = panels.quant + (panel - panels.first) * kS8PanelTokens<S>;
   store_channel_sums<S, 4>(
-      p, stage, 4 * S::L, token0, [](int v, int i) { return token_of_lane<S>(v, i); }, quant, c0, channels);
+      p, stage, 4 * S::L, token0, [](int v, int i) { return token_of_lane<S>(v, i); }, quant, c0, channels, to);
 }
 
 // R rows of a block row over a tile, whole (NV = 4) or in halves (NV = 2).
@@ -535,21 +579,42 @@ void quad_rows(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, i
   for (int r = 0; r < R; ++r) std::fill_n(stage + r * kLanes + kLanes / 2, kLanes / 2, 0);
 }
 
+// The sums of one block row over a tile into its stage rows: passes of RP
+// rows, then of 2 and 1 for what is left (R < RP).
+template <class S, int RP, int NV>
+[[gnu::always_inline]] inline void quad_block_row(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, int64_t br,
+                                                  int32_t* stage) {
+  constexpr int kTileTokens = 4 * S::L;
+  const int R = p.quads->rows;
+  int row0 = 0;
+  for (; row0 + RP <= R; row0 += RP) quad_rows<S, NV, RP>(p, panels, token0, br, row0, stage + row0 * kTileTokens);
+  if constexpr (RP > 2)
+    for (; row0 + 2 <= R; row0 += 2) quad_rows<S, NV, 2>(p, panels, token0, br, row0, stage + row0 * kTileTokens);
+  for (; row0 < R; ++row0) quad_rows<S, NV, 1>(p, panels, token0, br, row0, stage + row0 * kTileTokens);
+}
+
 // NV: vectors of the tile per pass, 4 or 2 (see quad_tile). RP: rows per
-// pass over a block row's quads (the register budget). The schedule's unit is
-// a group of block rows covering S::L channels, so their results leave
-// through whole-vector stores (one per token) instead of R-channel pieces.
+// pass over a block row's quads (the register budget). A piece is the block
+// rows whose sums fill one stage: S::L channels (whole-vector stores per
+// token), or one block row when it is taller. The schedule's unit is one
+// piece, or, where y's rows would put a tile's stores in one or two L1 sets,
+// the pieces of about kOutputRowChannels channels, written out through
+// OutputRows (see output_rows.h).
 template <class S, int RP, int NV = 4>
 void run_quads(const SpmmS8Problem& p) {
   const QuadPackedS8& w = *p.quads;
-  constexpr int64_t kTileTokens = 4 * S::L;
-  const int64_t rows_per_group = std::max(1, S::L / w.rows);
+  constexpr int kTileTokens = 4 * S::L;
+  static_assert(16 <= kOutputRowChannels, "a block row (at most 16 channels) fits an output unit");
+  const int64_t rows_per_piece = std::max(1, S::L / w.rows);
+  const int64_t y_row_bytes = p.ldy * (p.output == S8Output::s8 ? 1 : 4);
+  const bool staged = p.output != S8Output::s32 && rows_crowd_l1_sets(y_row_bytes);
+  const int64_t rows_per_unit = staged ? block_rows_per_output_unit(w.rows, rows_per_piece) : rows_per_piece;
   TileSchedule s;
   s.tokens = p.m;
   s.tokens_per_tile = kTileTokens;
   s.tokens_per_panel = kS8PanelTokens<S>;
   s.panel_bytes = w.k * kS8PanelTokens<S>;
-  s.block_rows = (w.block_rows + rows_per_group - 1) / rows_per_group;
+  s.block_rows = (w.block_rows + rows_per_unit - 1) / rows_per_unit;
   s.weight_bytes = static_cast<int64_t>(w.packed_bytes());
   s.threads = p.threads > 0 ? p.threads : default_num_threads();
   for_each_tile(
@@ -557,30 +622,29 @@ void run_quads(const SpmmS8Problem& p) {
       [&](uint64_t call_id, int64_t group, int64_t first, int64_t count) {
         return pack_quad_panels<S>(p, call_id, group, first, count);
       },
-      [&](const S8Panels& panels, int64_t tile, int64_t row_group) {
-        alignas(64) int32_t stage[16 * 4 * 16 >= S::L * kTileTokens ? 16 * 4 * 16 : S::L * kTileTokens];
+      [&](const S8Panels& panels, int64_t tile, int64_t unit) {
+        alignas(64) int32_t stage[16 * kTileTokens];  // one piece: at most 16 channels
         const int64_t token0 = tile * kTileTokens;
-        const int64_t br_end = std::min(w.block_rows, (row_group + 1) * rows_per_group);
-        for (int64_t br = row_group * rows_per_group; br < br_end; ++br) {
-          int32_t* rows = stage + (br - row_group * rows_per_group) * w.rows * kTileTokens;
-          // Passes of RP rows, then of 2 and 1 for what is left (R < RP).
-          int row0 = 0;
-          for (; row0 + RP <= w.rows; row0 += RP)
-            quad_rows<S, NV, RP>(p, panels, token0, br, row0, rows + row0 * kTileTokens);
-          if constexpr (RP > 2)
-            for (; row0 + 2 <= w.rows; row0 += 2)
-              quad_rows<S, NV, 2>(p, panels, token0, br, row0, rows + row0 * kTileTokens);
-          for (; row0 < w.rows; ++row0) quad_rows<S, NV, 1>(p, panels, token0, br, row0, rows + row0 * kTileTokens);
-          if (w.rows > S::L) {  // wider than a vector: S::L-channel pieces
-            for (int c = 0; c < w.rows && br * w.rows + c < w.n; c += S::L)
-              store_quad_sums<S>(p, panels, rows + c * kTileTokens, token0, br * w.rows + c,
-                                 static_cast<int>(std::min<int64_t>({S::L, w.rows - c, w.n - br * w.rows - c})));
+        const int64_t br_begin = unit * rows_per_unit, br_end = std::min(w.block_rows, br_begin + rows_per_unit);
+        const int64_t unit_c0 = br_begin * w.rows;
+        const int unit_channels = static_cast<int>(std::min(w.n, br_end * w.rows) - unit_c0);
+        const auto run_pieces = [&](auto to_of_channel) {
+          for (int64_t piece = br_begin; piece < br_end; piece += rows_per_piece) {
+            const int64_t piece_end = std::min(br_end, piece + rows_per_piece);
+            for (int64_t br = piece; br < piece_end; ++br)
+              quad_block_row<S, RP, NV>(p, panels, token0, br, stage + (br - piece) * w.rows * kTileTokens);
+            const int64_t c0 = piece * w.rows;
+            const int channels = static_cast<int>(std::min(w.n, piece_end * w.rows) - c0);
+            for (int c = 0; c < channels; c += S::L)  // more than once only for blocks taller than a vector
+              store_quad_sums<S>(p, panels, stage + c * kTileTokens, token0, c0 + c, std::min(S::L, channels - c),
+                                 to_of_channel(c0 + c));
           }
-        }
-        if (w.rows > S::L) return;
-        const int64_t c0 = row_group * rows_per_group * w.rows;
-        store_quad_sums<S>(p, panels, stage, token0, c0,
-                           static_cast<int>(std::min<int64_t>(w.n, br_end * w.rows) - c0));
+        };
+        if (!staged) return run_pieces([](int64_t) { return ChannelSumsTo::y(); });
+        OutputRows<kTileTokens, S::L> out;
+        run_pieces([&](int64_t c) { return ChannelSumsTo{out.column(c - unit_c0), out.kLd}; });
+        write_output_rows<S>(p, out.data, out.kLd, token0,
+                             static_cast<int>(std::min<int64_t>(kTileTokens, p.m - token0)), unit_c0, unit_channels);
       });
 }
 
