@@ -48,16 +48,32 @@ struct Avx512VnniS8 {
   static V dot(V acc, A a, B b) { return _mm512_dpbusd_epi32(acc, a, b); }
 
   // dst[j] = clamp(nearbyint(x[j] * inv) + zp, 0, 255), as quantize_value().
-  static __m128i quantize16(__m512 x, __m512 inv, __m512i zp) {
-    const __m512i q = _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(x, inv)), zp);
-    const __m512i clamped = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_setzero_si512()), _mm512_set1_epi32(255));
-    return _mm512_cvtepi32_epi8(clamped);
+  // 64 values at a time through the saturating packs (int32 -> int16 ->
+  // u8 clamps to [0, 255] as min/max would; a NaN converts to INT32_MIN and
+  // becomes 0), which leave dword i of 128-bit lane l holding source vector
+  // i's values 4l..4l+3: one vpermd restores the order. Measured against
+  // vpmovdb per 16 (two uops on Zen 4/5).
+  static __m512i quantize_i32(__m512 x, __m512 inv, __m512i zp) {
+    return _mm512_add_epi32(_mm512_cvtps_epi32(_mm512_mul_ps(x, inv)), zp);
   }
   static void quantize_row(const float* x, int64_t k, float inv, float zp, uint8_t* dst) {
     const __m512 vinv = _mm512_set1_ps(inv);
     const __m512i vzp = _mm512_set1_epi32(static_cast<int32_t>(zp));
+    const __m512i order = _mm512_setr_epi32(0, 4, 8, 12, 1, 5, 9, 13, 2, 6, 10, 14, 3, 7, 11, 15);
     int64_t j = 0;
-    for (; j + 16 <= k; j += 16) _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j), quantize16(_mm512_loadu_ps(x + j), vinv, vzp));
+    for (; j + 64 <= k; j += 64) {
+      const __m512i a = quantize_i32(_mm512_loadu_ps(x + j), vinv, vzp);
+      const __m512i b = quantize_i32(_mm512_loadu_ps(x + j + 16), vinv, vzp);
+      const __m512i c = quantize_i32(_mm512_loadu_ps(x + j + 32), vinv, vzp);
+      const __m512i d = quantize_i32(_mm512_loadu_ps(x + j + 48), vinv, vzp);
+      const __m512i bytes = _mm512_packus_epi16(_mm512_packs_epi32(a, b), _mm512_packs_epi32(c, d));
+      _mm512_storeu_si512(dst + j, _mm512_permutexvar_epi32(order, bytes));
+    }
+    for (; j + 16 <= k; j += 16) {
+      const __m512i q = quantize_i32(_mm512_loadu_ps(x + j), vinv, vzp);
+      const __m512i clamped = _mm512_min_epi32(_mm512_max_epi32(q, _mm512_setzero_si512()), _mm512_set1_epi32(255));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(dst + j), _mm512_cvtepi32_epi8(clamped));
+    }
     for (; j < k; ++j) dst[j] = quantize_value(x[j], inv, zp);
   }
 };
