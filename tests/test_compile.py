@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 import sparsecpu as sc
+from sparsecpu import _core
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 DATA = os.path.join(HERE, "data")
@@ -134,6 +135,17 @@ def test_2_4_pruned_layers_run_2_4_kernels(dtype):
         assert layer["pattern"] == "2:4", layer
         assert "semi24" in layer["kernel"], layer
         assert layer["packed_bytes"] <= layer["dense_bytes"] * 0.75  # fp32: 4-byte value + 2-byte column per kept half
+
+
+@pytest.mark.kernels
+def test_int8_models_allow_bf16_attention_and_fp32_models_do_not(compiled):
+    """int8 models round attention's Q, K, weights and V to bf16 where the CPU has an
+    AVX512-BF16 kernel (forced ISA levels below it run fp32 kernels); fp32 models never do."""
+    bf16_usable = any(ok and name.endswith("_bf16") for name, _, ok in _core.attention_kernels())
+    for (family, dtype), m in compiled.items():
+        kernels = {op["kernel"] for op in m._plan.ops() if op["kind"] == "attention"}
+        assert len(kernels) == 1, kernels
+        assert kernels.pop().endswith("_bf16") == (dtype == "int8" and bf16_usable), (family, dtype)
 
 
 def test_block_pruned_layers_run_block_kernels(rng):

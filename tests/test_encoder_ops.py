@@ -12,10 +12,11 @@ pytestmark = pytest.mark.kernels
 LOWEST = np.finfo(np.float32).min
 
 
-def attention_reference(qkv, batch, heads, head_dim, mask, scale, all_masked="average"):
+def attention_reference(qkv, batch, heads, head_dim, mask, scale, all_masked="average", kernel=""):
     """What BERT-family exports compute: scores + (1 - mask) x lowest float, softmax, weighted values;
     a sequence with every key masked then gets all_masked: "average" (what the lowest float gives),
-    "all_keys" (what -10000 gives) or "zeros" (what -inf and a NaN guard give)."""
+    "all_keys" (what -10000 gives) or "zeros" (what -inf and a NaN guard give). The bound is for
+    `kernel`: fp32 products, or bf16 ones (an ..._avx512_bf16 kernel)."""
     tokens = qkv.shape[0]
     seq, width = tokens // batch, heads * head_dim
     x = qkv.astype(np.float64).reshape(batch, seq, 3, heads, head_dim)
@@ -33,6 +34,10 @@ def attention_reference(qkv, batch, heads, head_dim, mask, scale, all_masked="av
     out = (p @ v).transpose(0, 2, 1, 3).reshape(tokens, width)
     # fp32 scores err by ~1e-6 x their magnitude sum; that error scales the weights relatively.
     bound = 1e-5 * (1.0 + magnitude.max()) * np.abs(v).max() + 1e-30
+    if kernel.endswith("_bf16"):
+        # Q and K rounded to bf16 (2^-9 relative each) move a score by up to 2^-8 x its magnitude sum,
+        # each weight by twice that relatively; rounding the weights and V adds 2^-9 each.
+        bound += (2.0 ** -7 * magnitude.max() + 2.0 ** -8) * np.abs(v).max()
     return out, bound
 
 
@@ -54,7 +59,7 @@ def test_attention_matches_reference(kernel, batch, seq, heads, head_dim, rng):
     if batch > 1:
         mask[-1, :] = 0  # every key masked: equal weights over all keys, as in the exports
     scale = head_dim ** -0.5
-    expected, bound = attention_reference(qkv, batch, heads, head_dim, mask, scale)
+    expected, bound = attention_reference(qkv, batch, heads, head_dim, mask, scale, kernel=kernel)
     actual = _core.attention(qkv, batch, heads, head_dim, mask, scale, kernel)
     assert actual.dtype == np.float32 and actual.shape == expected.shape
     assert np.abs(actual - expected).max() <= bound
@@ -68,7 +73,7 @@ def test_a_sequence_with_every_key_masked(kernel, all_masked, rng):
     mask = np.ones((batch, seq), np.int32)
     mask[1] = 0
     mask[2, 15:] = 0
-    expected, bound = attention_reference(qkv, batch, heads, head_dim, mask, 0.2, all_masked)
+    expected, bound = attention_reference(qkv, batch, heads, head_dim, mask, 0.2, all_masked, kernel)
     actual = _core.attention(qkv, batch, heads, head_dim, mask, 0.2, kernel, all_masked=all_masked)
     assert np.abs(actual - expected).max() <= bound
     if all_masked == "zeros":

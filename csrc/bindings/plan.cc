@@ -83,14 +83,17 @@ void bind_plan(py::module_& m) {
       .def(
           "add_attention",
           [](Plan& self, const std::string& name, int qkv, int64_t q_offset, int64_t k_offset, int64_t v_offset,
-             int64_t heads, int64_t head_dim, float scale, int output, const std::string& all_masked) {
+             int64_t heads, int64_t head_dim, float scale, int output, const std::string& all_masked,
+             const std::string& products) {
             self.add_attention(name, qkv, q_offset, k_offset, v_offset, heads, head_dim, scale, output,
-                               all_masked_from_name(all_masked));
+                               all_masked_from_name(all_masked), attention_products_from_name(products));
           },
           py::arg("name"), py::arg("qkv"), py::arg("q_offset"), py::arg("k_offset"), py::arg("v_offset"),
           py::arg("heads"), py::arg("head_dim"), py::arg("scale"), py::arg("output"), py::arg("all_masked") = "average",
+          py::arg("products") = "fp32",
           "all_masked: the context of a sequence with no unmasked key: 'average' (equal weights), 'all_keys' "
-          "(softmax over all keys) or 'zeros'.")
+          "(softmax over all keys) or 'zeros'. products: 'fp32', or 'bf16' to allow a kernel that rounds Q, K, "
+          "the softmax weights and V to bf16 where the CPU has one (AVX512-BF16).")
       .def(
           "add_layernorm",
           [](Plan& self, const std::string& name, int input, int output, FloatArray gamma, FloatArray beta,

@@ -81,7 +81,7 @@ void Plan::add_linear(const std::string& name, std::shared_ptr<const LinearBF16>
 
 void Plan::add_attention(const std::string& name, int qkv, int64_t q_offset, int64_t k_offset, int64_t v_offset,
                          int64_t heads, int64_t head_dim, float scale, int output,
-                         AllMasked all_masked) {
+                         AllMasked all_masked, AttentionProducts products) {
   check_buffer(qkv, "input", name);
   check_buffer(output, "output", name);
   const int64_t in_width = widths_[static_cast<size_t>(qkv)], width = heads * head_dim;
@@ -96,6 +96,7 @@ void Plan::add_attention(const std::string& name, int qkv, int64_t q_offset, int
   op.v_offset = v_offset;
   op.scale = scale;
   op.all_masked = all_masked;
+  op.attention_products = products;
   ops_.push_back(std::move(op));
 }
 
@@ -129,7 +130,7 @@ std::string Plan::kernel_of(const PlanOp& op) const {
       if (op.linear_f32) return op.linear_f32->kernel().name;
       if (op.linear_s8) return op.linear_s8->kernel().name;
       return op.linear_bf16->kernel_name();
-    case OpKind::attention: return select_attention_kernel().name;
+    case OpKind::attention: return select_attention_kernel(op.attention_products).name;
     case OpKind::layernorm: return select_layernorm_kernel().name;
   }
   return "";
@@ -217,7 +218,7 @@ void Plan::run_op(PlanOp& op, int64_t tokens, const int64_t* ids, const int64_t*
       p.scale = op.scale;
       p.all_masked = op.all_masked;
       p.threads = threads;
-      select_attention_kernel().run(p);
+      select_attention_kernel(op.attention_products).run(p);
       return;
     }
     case OpKind::layernorm: {

@@ -37,6 +37,7 @@ struct PlanOp {
   int64_t heads = 0, head_dim = 0, q_offset = 0, k_offset = 0, v_offset = 0;
   float scale = 1.0f;
   AllMasked all_masked = AllMasked::average;
+  AttentionProducts attention_products = AttentionProducts::fp32;  // allowed, if the CPU has a kernel
   // layernorm
   std::vector<float> gamma, beta;
   float eps = 0.0f;
@@ -58,7 +59,8 @@ class Plan {
                   int residual);
   void add_attention(const std::string& name, int qkv, int64_t q_offset, int64_t k_offset, int64_t v_offset,
                      int64_t heads, int64_t head_dim, float scale, int output,
-                     AllMasked all_masked = AllMasked::average);
+                     AllMasked all_masked = AllMasked::average,
+                     AttentionProducts products = AttentionProducts::fp32);
   void add_layernorm(const std::string& name, int input, int output, std::vector<float> gamma,
                      std::vector<float> beta, float eps);
   void set_output(int buffer);

@@ -39,14 +39,19 @@ struct AttentionProblem {
 
 using AttentionFn = void (*)(const AttentionProblem&);
 
+// What the two matrix products (scores, weighted values) compute in.
+enum class AttentionProducts : int { fp32 = 0, bf16 = 1 };
+
 struct AttentionKernel {
   const char* name;
   Isa isa;
   AttentionFn run;
+  AttentionProducts products = AttentionProducts::fp32;
 };
 
 const std::vector<AttentionKernel>& attention_kernels();
-const AttentionKernel& select_attention_kernel();
+// The best usable kernel: one with bf16 products only when `allowed` is bf16.
+const AttentionKernel& select_attention_kernel(AttentionProducts allowed = AttentionProducts::fp32);
 const AttentionKernel& attention_kernel_by_name(const std::string& name);
 
 // The keys sequence b attends to, in order (all of them when none is unmasked).
@@ -67,5 +72,9 @@ void zero_context(const AttentionProblem& p, int64_t b, int64_t h, int64_t first
 void attention_ref(const AttentionProblem& p);
 void attention_avx2(const AttentionProblem& p);
 void attention_avx512(const AttentionProblem& p);
+void attention_avx512_bf16(const AttentionProblem& p);
+
+// "fp32" | "bf16"; std::invalid_argument naming the choices otherwise.
+AttentionProducts attention_products_from_name(const std::string& name);
 
 }  // namespace sparsecpu

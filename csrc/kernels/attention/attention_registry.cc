@@ -8,6 +8,7 @@ namespace sparsecpu {
 
 const std::vector<AttentionKernel>& attention_kernels() {
   static const std::vector<AttentionKernel> kernels = {
+      {"attention_avx512_bf16", Isa::avx512_bf16, attention_avx512_bf16, AttentionProducts::bf16},
       {"attention_avx512", Isa::avx512, attention_avx512},
       {"attention_avx2", Isa::avx2, attention_avx2},
       {"attention_ref", Isa::ref, attention_ref},
@@ -15,8 +16,10 @@ const std::vector<AttentionKernel>& attention_kernels() {
   return kernels;
 }
 
-const AttentionKernel& select_attention_kernel() {
-  return best_usable_kernel(attention_kernels(), [](const AttentionKernel&) { return true; });
+const AttentionKernel& select_attention_kernel(AttentionProducts allowed) {
+  return best_usable_kernel(attention_kernels(), [&](const AttentionKernel& k) {
+    return k.products == AttentionProducts::fp32 || k.products == allowed;
+  });
 }
 
 const AttentionKernel& attention_kernel_by_name(const std::string& name) {
@@ -28,6 +31,12 @@ AllMasked all_masked_from_name(const std::string& name) {
   if (name == "all_keys") return AllMasked::all_keys;
   if (name == "zeros") return AllMasked::zeros;
   throw std::invalid_argument("all_masked '" + name + "': expected 'average', 'all_keys' or 'zeros'");
+}
+
+AttentionProducts attention_products_from_name(const std::string& name) {
+  if (name == "fp32") return AttentionProducts::fp32;
+  if (name == "bf16") return AttentionProducts::bf16;
+  throw std::invalid_argument("attention products '" + name + "': expected 'fp32' or 'bf16'");
 }
 
 void zero_context(const AttentionProblem& p, int64_t b, int64_t h, int64_t first, int64_t last) {

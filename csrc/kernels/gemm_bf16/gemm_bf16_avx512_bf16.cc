@@ -7,6 +7,7 @@
 #include "kernels/gemm_bf16/gemm_bf16.h"
 #include "kernels/simd/avx512.h"
 #include "kernels/simd/activation.h"
+#include "kernels/simd/bf16_pairs.h"
 
 namespace sparsecpu {
 namespace {
@@ -17,25 +18,10 @@ constexpr int64_t kTaskTokens = 8 * kTileTokens;
 
 // Rows of x as bf16 pairs, one dword per input pair (odd k padded with 0).
 void convert_rows(const GemmBf16Problem& p, int64_t k_pairs, uint32_t* xb) {
-  const int64_t k = p.w->k, full = k / 32 * 32;
+  const int64_t k = p.w->k;
   parallel_for((p.m + 15) / 16, p.threads, [&](int64_t block) {
     const int64_t end = std::min(p.m, (block + 1) * 16);
-    for (int64_t i = block * 16; i < end; ++i) {
-      const float* x = p.x + i * p.ldx;
-      uint32_t* dst = xb + i * k_pairs;
-      for (int64_t j = 0; j < full; j += 32) {
-        const __m512bh pairs = _mm512_cvtne2ps_pbh(_mm512_loadu_ps(x + j + 16), _mm512_loadu_ps(x + j));
-        _mm512_storeu_si512(dst + j / 2, (__m512i)pairs);
-      }
-      if (full < k) {
-        const int rest = static_cast<int>(k - full);
-        const __mmask16 lo = Avx512F32::mask(std::min(rest, 16)), hi = Avx512F32::mask(std::max(rest - 16, 0));
-        const __m512bh pairs =
-            _mm512_cvtne2ps_pbh(_mm512_maskz_loadu_ps(hi, x + full + 16), _mm512_maskz_loadu_ps(lo, x + full));
-        _mm512_mask_storeu_epi32(dst + full / 2, Avx512F32::mask(static_cast<int>((rest + 1) / 2)),
-                                 (__m512i)pairs);
-      }
-    }
+    for (int64_t i = block * 16; i < end; ++i) to_bf16_pairs(p.x + i * p.ldx, k, xb + i * k_pairs);
   });
 }
 

@@ -12,6 +12,13 @@ from ..patterns import weight_layout
 from .formats import LayerFormat
 
 
+# What attention's two matrix products may compute in, per model dtype. int8 and bf16 models
+# already round their activations to 8 significant bits, so they allow bf16 products (Q, K, the
+# softmax weights and V rounded to bf16, fp32 sums): twice the fp32 rate where the CPU has
+# AVX512-BF16; an fp32 kernel runs elsewhere. fp32 models keep fp32 attention.
+ATTENTION_PRODUCTS = {"fp32": "fp32", "int8": "bf16", "bf16": "bf16"}
+
+
 def fused_widths(graph: Graph) -> Dict[str, int]:
     """value_widths of a graph whose every node has a kernel (Add and Activation fused away)."""
     for node in graph.nodes:
@@ -74,7 +81,8 @@ def lower(graph: Graph, formats: Dict[str, LayerFormat], dtype: str) -> Tuple["c
                 raise ValueError(f"{graph.source}: attention '{node.name}' reads Q, K and V from separate values; "
                                  "the runtime needs them packed in one")
             plan.add_attention(node.name, buffer_of[node.q[0]], node.q[1], node.k[1], node.v[1], node.heads,
-                               node.head_dim, float(node.scale), out, node.all_masked)
+                               node.head_dim, float(node.scale), out, node.all_masked,
+                               ATTENTION_PRODUCTS[dtype])
         elif isinstance(node, LayerNorm):
             plan.add_layernorm(node.name, buffer_of[node.input], out, node.gamma, node.beta, float(node.eps))
         for value in dict.fromkeys(node.inputs):
