@@ -138,14 +138,16 @@ def test_2_4_pruned_layers_run_2_4_kernels(dtype):
 
 
 @pytest.mark.kernels
-def test_int8_models_allow_bf16_attention_and_fp32_models_do_not(compiled):
-    """int8 models round attention's Q, K, weights and V to bf16 where the CPU has an
+def test_int8_and_bf16_models_allow_bf16_attention_and_fp32_models_do_not(compiled):
+    """int8 and bf16 models round attention's Q, K, weights and V to bf16 where the CPU has an
     AVX512-BF16 kernel (forced ISA levels below it run fp32 kernels); fp32 models never do."""
     bf16_usable = any(ok and name.endswith("_bf16") for name, _, ok in _core.attention_kernels())
-    for (family, dtype), m in compiled.items():
+    models = dict(compiled)
+    models["tiny_bert", "bf16"] = sc.compile(os.path.join(DATA, "tiny_bert"), dtype="bf16")
+    for (family, dtype), m in models.items():
         kernels = {op["kernel"] for op in m._plan.ops() if op["kind"] == "attention"}
         assert len(kernels) == 1, kernels
-        assert kernels.pop().endswith("_bf16") == (dtype == "int8" and bf16_usable), (family, dtype)
+        assert kernels.pop().endswith("_bf16") == (dtype in ("int8", "bf16") and bf16_usable), (family, dtype)
 
 
 def test_block_pruned_layers_run_block_kernels(rng):

@@ -12,14 +12,23 @@ pytestmark = pytest.mark.kernels
 LOWEST = np.finfo(np.float32).min
 
 
+def bf16(x):
+    """x rounded to bf16 (nearest even), as float64."""
+    bits = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
+    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
+    return bits.astype(np.uint32).view(np.float32).astype(np.float64)
+
+
 def attention_reference(qkv, batch, heads, head_dim, mask, scale, all_masked="average", kernel=""):
     """What BERT-family exports compute: scores + (1 - mask) x lowest float, softmax, weighted values;
     a sequence with every key masked then gets all_masked: "average" (what the lowest float gives),
-    "all_keys" (what -10000 gives) or "zeros" (what -inf and a NaN guard give). The bound is for
-    `kernel`: fp32 products, or bf16 ones (an ..._avx512_bf16 kernel)."""
+    "all_keys" (what -10000 gives) or "zeros" (what -inf and a NaN guard give). For a kernel with
+    bf16 products (..._bf16), what it computes: Q, K, V and the softmax numerators rounded to bf16,
+    the sums and the normalization exact."""
+    products_bf16 = kernel.endswith("_bf16")
     tokens = qkv.shape[0]
     seq, width = tokens // batch, heads * head_dim
-    x = qkv.astype(np.float64).reshape(batch, seq, 3, heads, head_dim)
+    x = (bf16(qkv) if products_bf16 else qkv.astype(np.float64)).reshape(batch, seq, 3, heads, head_dim)
     q, k, v = (x[:, :, i].transpose(0, 2, 1, 3) for i in range(3))
     scores = q @ k.transpose(0, 1, 3, 2) * scale
     magnitude = np.abs(q) @ np.abs(k).transpose(0, 1, 3, 2) * scale
@@ -27,17 +36,16 @@ def attention_reference(qkv, batch, heads, head_dim, mask, scale, all_masked="av
         fill = np.where((mask == 0).all(1), {"average": LOWEST, "all_keys": 0.0, "zeros": 0.0}[all_masked], LOWEST)
         scores = scores + np.where(mask[:, None, None, :] != 0, 0.0, fill[:, None, None, None])
     scores -= scores.max(-1, keepdims=True)
-    p = np.exp(scores)
-    p /= p.sum(-1, keepdims=True)
+    numerators = np.exp(scores)
+    p = (bf16(numerators) if products_bf16 else numerators) / numerators.sum(-1, keepdims=True)
     if mask is not None and all_masked == "zeros":
         p[(mask == 0).all(1)] = 0.0
     out = (p @ v).transpose(0, 2, 1, 3).reshape(tokens, width)
     # fp32 scores err by ~1e-6 x their magnitude sum; that error scales the weights relatively.
     bound = 1e-5 * (1.0 + magnitude.max()) * np.abs(v).max() + 1e-30
-    if kernel.endswith("_bf16"):
-        # Q and K rounded to bf16 (2^-9 relative each) move a score by up to 2^-8 x its magnitude sum,
-        # each weight by twice that relatively; rounding the weights and V adds 2^-9 each.
-        bound += (2.0 ** -7 * magnitude.max() + 2.0 ** -8) * np.abs(v).max()
+    if products_bf16:
+        # Those errors may move a numerator across a bf16 rounding boundary: one step, 2^-8 of it.
+        bound += 2.0 ** -8 * np.abs(v).max()
     return out, bound
 
 

@@ -237,35 +237,38 @@ def test_quantized_weights_refuse_bad_scales():
             _core.LinearS8.from_quantized(values, scale, None, "dense", 1, 1, "none")
 
 
-@pytest.mark.parametrize("pattern", ["4x1", "1x4", "16x1", "8x1", "2x2"])
+@pytest.mark.parametrize("block", [(4, 1), (1, 4), (16, 1), (8, 1), (2, 2), (3, 1), (7, 1), (12, 1), (15, 1)])
 @pytest.mark.parametrize("m", [1, 33, 130])
-def test_rows_4kib_apart_are_staged_with_the_same_results(pattern, m):
+def test_rows_4kib_apart_are_staged_with_the_same_results(block, m):
     """With 1024 float or 4096 int8 outputs per token, a tile's results leave
     through staged rows (output_rows.h); with 16 more channels they are stored
     straight. The shared channels must match bit for bit: activation, residual,
-    int8 output, a short last token tile, 1 and 2 threads."""
-    rng = seeded(pattern, m)
+    int8 output, a short last token tile (and a call too short to stage), 1 and
+    2 threads, and block heights whose pieces start at odd columns (3: 15
+    channels at 0, 15, 30, 45), end in a short unit and block row (3, 7, 12, 15
+    do not divide 1024), or are taller than a vector (AVX2: 12, 15, 16)."""
+    rows, cols = block
+    rng = seeded(block, m)
     for n, out_scale in ((1024, None), (4096, 0.05)):
         k = 40
-        w = sc.prune_weight(rng.standard_normal((n + 16, k)).astype(np.float32), pattern, 0.5)
+        w = rng.standard_normal((n + 16, k)).astype(np.float32)
+        w[rng.random((n + 16, k)) < 0.5] = 0.0
         bias = rng.standard_normal(n + 16).astype(np.float32)
         x = rng.standard_normal((m, k)).astype(np.float32)
         residual = rng.standard_normal((m, n + 16)).astype(np.float32)
         for kernel in KERNELS:
             if kernel.dense:
                 continue
-            args = dict(pattern=pattern, dtype="int8", activation="gelu", kernel=kernel.name)
-            staged = sc.SparseLinear(w[:n], bias[:n], **args)
-            straight = sc.SparseLinear(w, bias, **args)
-            expected = straight(x, residual=residual, out_scale=out_scale)[:, :n]
-            before = sc.get_num_threads()
-            try:
-                for threads in (1, 2):
-                    sc.set_num_threads(threads)
-                    got = staged(x, residual=residual[:, :n], out_scale=out_scale)
-                    np.testing.assert_array_equal(got, expected, err_msg=f"{kernel.name} n={n} threads={threads}")
-            finally:
-                sc.set_num_threads(before)
+            staged = _core.LinearS8(w[:n], bias[:n], "blocks", rows, cols, "gelu", kernel.name)
+            straight = _core.LinearS8(w, bias, "blocks", rows, cols, "gelu", kernel.name)
+            for threads in (1, 2):
+                if out_scale is None:
+                    got = staged.forward(x, residual[:, :n].copy(), threads)
+                    expected = straight.forward(x, residual, threads)[:, :n]
+                else:
+                    got = staged.forward_s8(x, residual[:, :n].copy(), out_scale, threads)
+                    expected = straight.forward_s8(x, residual, out_scale, threads)[:, :n]
+                np.testing.assert_array_equal(got, expected, err_msg=f"{kernel.name} n={n} threads={threads}")
 
 
 @pytest.mark.parametrize("k", [5, 85, 200])
@@ -273,14 +276,18 @@ def test_every_kernel_quantizes_activations_as_the_reference(k):
     """W = 127 I, no bias: each output is (q - zero point) x token scale, one
     product, so every kernel's outputs equal the reference kernel's bit for bit
     exactly when their quantized activations do (vector packs of 64, of 16,
-    the scalar tail; row extremes land on 0 and 255)."""
+    the scalar tail; row extremes land on 0 and 255). Block and dense kernels."""
     rng = seeded("quantization", k)
     x = (rng.standard_normal((70, k)) * rng.uniform(0.01, 100, (70, 1))).astype(np.float32)
     x[3] = np.linspace(-1, 1, k, dtype=np.float32)
     x[4] = 0.0
     x[5, ::3] = 1e30
     w = np.eye(k, dtype=np.float32)
-    outs = {kernel.name: sc.SparseLinear(w, pattern="4x1", dtype="int8", kernel=kernel.name)(x)
-            for kernel in KERNELS if not kernel.dense}
-    for name, y in outs.items():
-        np.testing.assert_array_equal(y, outs["spmm_s8_quads_ref"], err_msg=name)
+    for dense in (False, True):
+        pattern = "dense" if dense else "4x1"
+        outs = {kernel.name: sc.SparseLinear(w, pattern=pattern, dtype="int8", kernel=kernel.name)(x)
+                for kernel in KERNELS if kernel.dense == dense}
+        reference = outs["spmm_s8_dense_ref" if dense else "spmm_s8_quads_ref"]
+        for name, y in outs.items():
+            np.testing.assert_array_equal(y, reference, err_msg=name)
+

@@ -5,7 +5,8 @@
 // Why: written straight to y, a tile's results are one 64-byte store per
 // token into the same columns, rows ldy apart. When ldy is a multiple of
 // 1024 floats (3072 or 4096 channels, a BERT FFN or a QKV-sized layer of a
-// larger model) every one of those lines falls into the same L1 set, and the
+// larger model) every one of those lines falls into the same L1 set (two
+// sets at odd multiples of 512: staged too, not measured apart), and the
 // stores drain at a fraction of their usual rate: on Zen 5, 128 x 3072 outputs
 // stored 64 tokens per column took 182 us, with rows 16 floats longer 25 us,
 // and by rows of 64 channels per token 18-24 us. The int8 4x1 kernel's
@@ -29,11 +30,11 @@ constexpr int kOutputRowChannels = 64;
 // 12 channels at column 48); only the channels it names are written out.
 template <int Tokens, int L>
 struct OutputRows {
-  static constexpr int64_t kLd = kOutputRowChannels + L;  // 80 floats (AVX-512): rows fall in distinct L1 sets
+  // 80 floats on AVX-512 (5 lines: rows fall in distinct L1 sets), 72 on AVX2 (rows straddle lines).
+  static constexpr int64_t kLd = kOutputRowChannels + L;
   alignas(64) float data[Tokens * kLd];
 
   float* column(int64_t c) { return data + c; }
-  const float* row(int t) const { return data + t * kLd; }
 };
 
 // True when rows of y, row_bytes apart, fall into fewer than 4 of the 64

@@ -508,9 +508,11 @@ void write_output_rows(const SpmmS8Problem& p, const float* rows, int64_t ld_row
     }
   }
   for (int t = 0; t < tokens; ++t)
-    for (int c = 0; c < channels; c += F::L)
-      store_output_row<S>(p, activate<F>(F::load(rows + t * ld_rows + c), activation), token0 + t, c0 + c,
-                          std::min(F::L, channels - c));
+    for (int c = 0; c < channels; c += F::L) {
+      const int lanes = std::min(F::L, channels - c);  // lanes past the unit's channels were never written
+      store_output_row<S>(p, activate<F>(F::load_partial(rows + t * ld_rows + c, lanes), activation), token0 + t,
+                          c0 + c, lanes);
+    }
 }
 
 // RP rows of a block row (starting at row0 of the block) x NV of the 4 vectors
@@ -614,11 +616,12 @@ template <class S, int RP, int NV>
 
 // NV: vectors of the tile per pass, 4 or 2 (see quad_tile). RP: rows per
 // pass over a block row's quads (the register budget). A piece is the block
-// rows whose sums fill one stage: S::L channels (whole-vector stores per
+// rows whose sums fill one stage: up to S::L channels (whole-vector stores per
 // token), or one block row when it is taller. The schedule's unit is one
-// piece, or, where y's rows would put a tile's stores in one or two L1 sets,
-// the pieces of about kOutputRowChannels channels, written out through
-// OutputRows (see output_rows.h).
+// piece, or, where y's rows would put a tile's stores in one or two L1 sets
+// and the call has tokens enough to crowd them (half a tile), the pieces of
+// about kOutputRowChannels channels, written out through OutputRows (see
+// output_rows.h).
 template <class S, int RP, int NV = 4>
 void run_quads(const SpmmS8Problem& p) {
   const QuadPackedS8& w = *p.quads;
@@ -626,7 +629,7 @@ void run_quads(const SpmmS8Problem& p) {
   static_assert(16 <= kOutputRowChannels, "a block row (at most 16 channels) fits an output unit");
   const int64_t rows_per_piece = std::max(1, S::L / w.rows);
   const int64_t y_row_bytes = p.ldy * (p.output == S8Output::s8 ? 1 : 4);
-  const bool staged = p.output != S8Output::s32 && rows_crowd_l1_sets(y_row_bytes);
+  const bool staged = p.output != S8Output::s32 && p.m >= kTileTokens / 2 && rows_crowd_l1_sets(y_row_bytes);
   const int64_t rows_per_unit = staged ? block_rows_per_output_unit(w.rows, rows_per_piece) : rows_per_piece;
   TileSchedule s;
   s.tokens = p.m;
