@@ -129,3 +129,35 @@ def test_nan_and_inf_propagate(rng):
         y = sc.SparseLinear(w, pattern=pattern, activation="relu", kernel=kernel.name)(x)
         assert np.isnan(y[3]).all(), kernel.name
         assert not np.isnan(np.delete(y, [3, 7], axis=0)).any(), kernel.name
+
+
+@pytest.mark.parametrize("pattern", ["1x1", "2x1", "4x1", "8x1", "16x1", "1x4"])
+@pytest.mark.parametrize("m", [1, 33, 130])
+def test_rows_4kib_apart_are_staged_with_the_same_results(pattern, m):
+    """With 1024 outputs per token, the token-tile kernels' results leave through
+    staged rows (kernels/output_rows.h), bias and activation applied at the
+    write-out; with 16 more channels they are stored straight. The shared
+    channels must match bit for bit, at 1 and 2 threads."""
+    rng = np.random.default_rng(zlib.crc32(repr((pattern, m)).encode()))
+    n, k = 1024, 40
+    w = sc.prune_weight(rng.standard_normal((n + 16, k)).astype(np.float32), pattern, 0.5)
+    bias = rng.standard_normal(n + 16).astype(np.float32)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    residual = rng.standard_normal((m, n + 16)).astype(np.float32)
+    for kernel in KERNELS:
+        if kernel.dense:
+            continue
+        try:
+            staged = sc.SparseLinear(w[:n], bias[:n], pattern=pattern, activation="gelu", kernel=kernel.name)
+        except ValueError:  # a kernel of another block height
+            continue
+        straight = sc.SparseLinear(w, bias, pattern=pattern, activation="gelu", kernel=kernel.name)
+        before = sc.get_num_threads()
+        try:
+            for threads in (1, 2):
+                sc.set_num_threads(threads)
+                np.testing.assert_array_equal(staged(x, residual=residual[:, :n]),
+                                              straight(x, residual=residual)[:, :n],
+                                              err_msg=f"{kernel.name} threads={threads}")
+        finally:
+            sc.set_num_threads(before)

@@ -28,6 +28,7 @@
 
 #include "cpu/thread_pool.h"
 #include "formats/aligned_buffer.h"
+#include "kernels/output_rows.h"
 #include "kernels/prefetch.h"
 #include "kernels/simd/activation.h"
 #include "kernels/tile_schedule.h"
@@ -196,9 +197,10 @@ void run_channel_tiles(const SpmmF32Problem& p) {
 
 // ---- token tiles: R output channels x V vectors of S::L tokens -----------
 
+// finish: add the bias and activate in the stage (else the staged write-out does).
 template <class S, int R, int V>
 void token_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token0, int64_t br, float* stage,
-                int64_t stage_stride) {
+                int64_t stage_stride, bool finish) {
   using Vec = typename S::V;
   constexpr int L = S::L;
   const BlockSparseMatrix& w = *p.w;
@@ -230,6 +232,7 @@ void token_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token
   for (int r = 0; r < R; ++r)
 #pragma GCC unroll 64
     for (int v = 0; v < V; ++v) S::store(stage + r * stage_stride + v * L, acc[r][v]);
+  if (!finish) return;
   const Epilogue& e = p.epilogue;
   const int64_t n0 = br * R;
   const int rows = static_cast<int>(std::min<int64_t>(R, w.n - n0));
@@ -242,10 +245,12 @@ void token_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token
 
 // Stage rows (channels [c0, c0 + channels), channels <= S::L) of `tokens`
 // tokens from token0 -> rows of y, S::L tokens at a time through an
-// in-register transpose, so each token's channels leave in one store.
+// in-register transpose, so each token's channels leave in one store; or,
+// with `rows`, whole vectors into staged rows (token t of the tile at rows +
+// t * ld_rows) for write_output_rows (see kernels/output_rows.h).
 template <class S>
 void store_staged_channels(const SpmmF32Problem& p, const float* stage, int64_t stage_stride, int64_t token0,
-                           int tokens, int64_t c0, int channels) {
+                           int tokens, int64_t c0, int channels, float* rows = nullptr, int64_t ld_rows = 0) {
   using Vec = typename S::V;
   constexpr int L = S::L;
   const Epilogue& e = p.epilogue;
@@ -253,6 +258,10 @@ void store_staged_channels(const SpmmF32Problem& p, const float* stage, int64_t 
     Vec block[L];
     for (int c = 0; c < L; ++c) block[c] = c < channels ? S::load(stage + c * stage_stride + t0) : S::zero();
     S::transpose_square(block);  // block[i]: the channels of token t0 + i
+    if (rows) {
+      for (int i = 0; i < L; ++i) S::store(rows + (t0 + i) * ld_rows, block[i]);
+      continue;
+    }
     const int count = std::min(L, tokens - t0);
     for (int i = 0; i < count; ++i) {
       const int64_t token = token0 + t0 + i;
@@ -263,11 +272,60 @@ void store_staged_channels(const SpmmF32Problem& p, const float* stage, int64_t 
   }
 }
 
+// Staged rows of tokens [token0, token0 + tokens) x channels [c0, c0 +
+// channels) -> y with bias, activation (A, a constant) and residual: the
+// activation's arithmetic between the stores lets them drain.
+template <class S, Activation A>
+void write_output_rows(const SpmmF32Problem& p, const float* rows, int64_t ld_rows, int64_t token0, int tokens,
+                       int64_t c0, int channels) {
+  using Vec = typename S::V;
+  constexpr int L = S::L;
+  constexpr int kVectors = kOutputRowChannels / L;
+  const Epilogue& e = p.epilogue;
+  Vec bias[kVectors];
+  for (int v = 0; v < kVectors; ++v) {
+    const int lanes = std::clamp(channels - v * L, 0, L);
+    bias[v] = e.bias && lanes > 0 ? S::load_partial(e.bias + c0 + v * L, lanes) : S::zero();
+  }
+  for (int t = 0; t < tokens; ++t) {
+    const float* row = rows + t * ld_rows;
+    float* y = p.y + (token0 + t) * p.ldy + c0;
+    const float* residual = e.residual ? e.residual + (token0 + t) * e.ld_residual + c0 : nullptr;
+    if (channels == kOutputRowChannels) {  // whole vectors, unrolled
+      Vec out[kVectors];
+      for (int v = 0; v < kVectors; ++v) out[v] = activate<S>(S::add(S::load(row + v * L), bias[v]), A);
+      if (residual)
+        for (int v = 0; v < kVectors; ++v) out[v] = S::add(out[v], S::load(residual + v * L));
+      for (int v = 0; v < kVectors; ++v) S::store(y + v * L, out[v]);
+      continue;
+    }
+    for (int v = 0; v * L < channels; ++v) {
+      const int lanes = std::min(L, channels - v * L);
+      Vec out = activate<S>(S::add(S::load_partial(row + v * L, lanes), bias[v]), A);
+      if (residual) out = S::add(out, S::load_partial(residual + v * L, lanes));
+      S::store_partial(y + v * L, out, lanes);
+    }
+  }
+}
+
+template <class S>
+void write_output_rows(const SpmmF32Problem& p, const float* rows, int64_t ld_rows, int64_t token0, int tokens,
+                       int64_t c0, int channels) {
+  switch (p.epilogue.activation) {
+    case Activation::none: return write_output_rows<S, Activation::none>(p, rows, ld_rows, token0, tokens, c0, channels);
+    case Activation::gelu: return write_output_rows<S, Activation::gelu>(p, rows, ld_rows, token0, tokens, c0, channels);
+    case Activation::relu: return write_output_rows<S, Activation::relu>(p, rows, ld_rows, token0, tokens, c0, channels);
+  }
+}
+
 template <class S, int R, int... Vs>
 constexpr auto token_tile_table(std::integer_sequence<int, Vs...>) {
-  using Fn = void (*)(const SpmmF32Problem&, const PanelRange&, int64_t, int64_t, float*, int64_t);
+  using Fn = void (*)(const SpmmF32Problem&, const PanelRange&, int64_t, int64_t, float*, int64_t, bool);
   return std::array<Fn, sizeof...(Vs)>{&token_tile<S, R, Vs + 1>...};
 }
+
+// Tokens of a tile whose results are staged (kernels/output_rows.h): 20 KiB of rows.
+constexpr int kStagedTileTokens = 64;
 
 // MaxV vectors of tokens per tile; the last tile of a call uses fewer. The
 // schedule's unit is a group of block rows covering S::L channels, staged
@@ -289,15 +347,22 @@ void run_token_tiles(const SpmmF32Problem& p) {
   const int threads = p.threads > 0 ? p.threads : default_num_threads();
   const int64_t token_vectors = (p.m + S::L - 1) / S::L;
   const int64_t fair_share = (token_vectors + threads - 1) / threads;
-  const int vectors = static_cast<int>(
-      std::clamp<int64_t>(std::min(kTilePanelBudgetBytes / vector_bytes, fair_share), 1, MaxV));
+  // Where y's rows would put a tile's stores in one or two L1 sets (3072 or
+  // 4096 channels), the unit grows to kOutputRowChannels channels staged in L1
+  // rows, and tiles to at most kStagedVectors vectors so the rows fit L1.
+  constexpr int kStagedVectors = kStagedTileTokens / S::L;
+  const bool staged = p.m >= 32 && rows_crowd_l1_sets(p.ldy * static_cast<int64_t>(sizeof(float)));
+  const int vectors = static_cast<int>(std::clamp<int64_t>(
+      std::min(kTilePanelBudgetBytes / vector_bytes, fair_share), 1, staged ? std::min(MaxV, kStagedVectors) : MaxV));
   const int kTileTokens = vectors * S::L;
+  const int64_t groups_per_unit = staged ? kOutputRowChannels / S::L : 1;
+  const int64_t row_groups = (w.block_rows + kRowsPerGroup - 1) / kRowsPerGroup;
   TileSchedule s;
   s.tokens = p.m;
   s.tokens_per_tile = kTileTokens;
   s.tokens_per_panel = kPanelTokens;
   s.panel_bytes = k_pad * kPanelTokens * static_cast<int64_t>(sizeof(float));
-  s.block_rows = (w.block_rows + kRowsPerGroup - 1) / kRowsPerGroup;
+  s.block_rows = (row_groups + groups_per_unit - 1) / groups_per_unit;
   s.weight_bytes = static_cast<int64_t>(w.values.size() * sizeof(float));
   s.threads = threads;
   for_each_tile(
@@ -305,18 +370,27 @@ void run_token_tiles(const SpmmF32Problem& p) {
       [&](uint64_t call_id, int64_t group, int64_t first, int64_t count) {
         return pack_panels<S>(p, call_id, group, first, count, k_pad);
       },
-      [&](const PanelRange& panels, int64_t tile, int64_t row_group) {
+      [&](const PanelRange& panels, int64_t tile, int64_t unit) {
         alignas(64) float stage[S::L * MaxV * S::L];  // up to MaxV vectors of tokens per channel
         const int64_t token0 = tile * kTileTokens;
         const int tokens = static_cast<int>(std::min<int64_t>(kTileTokens, p.m - token0));
-        const int64_t br0 = row_group * kRowsPerGroup;
-        const int64_t br_end = std::min(w.block_rows, br0 + kRowsPerGroup);
-        for (int64_t br = br0; br < br_end; ++br)
-          table[(tokens + S::L - 1) / S::L - 1](p, panels, token0, br, stage + (br - br0) * R * kTileTokens,
-                                                kTileTokens);
-        const int64_t c0 = br0 * R;
-        store_staged_channels<S>(p, stage, kTileTokens, token0, tokens, c0,
-                                 static_cast<int>(std::min<int64_t>(w.n, br_end * R) - c0));
+        const auto run_group = [&](int64_t row_group, float* rows, int64_t ld_rows) {
+          const int64_t br0 = row_group * kRowsPerGroup;
+          const int64_t br_end = std::min(w.block_rows, br0 + kRowsPerGroup);
+          for (int64_t br = br0; br < br_end; ++br)
+            table[(tokens + S::L - 1) / S::L - 1](p, panels, token0, br, stage + (br - br0) * R * kTileTokens,
+                                                  kTileTokens, rows == nullptr);
+          const int64_t c0 = br0 * R;
+          store_staged_channels<S>(p, stage, kTileTokens, token0, tokens, c0,
+                                   static_cast<int>(std::min<int64_t>(w.n, br_end * R) - c0), rows, ld_rows);
+        };
+        if (!staged) return run_group(unit, nullptr, 0);
+        OutputRows<kStagedTileTokens, S::L> out;
+        const int64_t g0 = unit * groups_per_unit, g1 = std::min(row_groups, g0 + groups_per_unit);
+        const int64_t unit_c0 = g0 * kRowsPerGroup * R;
+        for (int64_t g = g0; g < g1; ++g) run_group(g, out.column(g * kRowsPerGroup * R - unit_c0), out.kLd);
+        write_output_rows<S>(p, out.data, out.kLd, token0, tokens, unit_c0,
+                             static_cast<int>(std::min<int64_t>(w.n, g1 * kRowsPerGroup * R) - unit_c0));
       });
 }
 
