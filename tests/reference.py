@@ -40,3 +40,17 @@ def assert_close_fp32(actual, x, w, bias=None, activation=None, residual=None):
     err = np.abs(actual.astype(np.float64) - expected)
     worst = np.unravel_index(np.argmax(err - bound), err.shape) if err.size else None
     assert np.all(err <= bound), f"max excess at {worst}: got {actual[worst]}, expected {expected[worst]}"
+
+
+# Channels added to a layer whose rows are 4 KiB apart so that its rows are not: the layer is
+# then stored straight, the original staged (kernels/output_rows.h), and both must agree.
+UNSTAGED_EXTRA_CHANNELS = 16
+
+
+def staging_inputs(rng, m, n, k):
+    """Bias, input and residual for the staged-rows tests: n + UNSTAGED_EXTRA_CHANNELS channels."""
+    wide = n + UNSTAGED_EXTRA_CHANNELS
+    bias = rng.standard_normal(wide).astype(np.float32)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    residual = rng.standard_normal((m, wide)).astype(np.float32)
+    return bias, x, residual

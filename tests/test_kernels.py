@@ -12,7 +12,7 @@ import sparsecpu as sc
 from sparsecpu import _core
 
 from conftest import isa_rank, kernel_isa
-from reference import assert_close_fp32
+from reference import UNSTAGED_EXTRA_CHANNELS, assert_close_fp32, staging_inputs
 
 pytestmark = pytest.mark.kernels
 
@@ -140,10 +140,8 @@ def test_rows_4kib_apart_are_staged_with_the_same_results(pattern, m):
     channels must match bit for bit, at 1 and 2 threads."""
     rng = np.random.default_rng(zlib.crc32(repr((pattern, m)).encode()))
     n, k = 1024, 40
-    w = sc.prune_weight(rng.standard_normal((n + 16, k)).astype(np.float32), pattern, 0.5)
-    bias = rng.standard_normal(n + 16).astype(np.float32)
-    x = rng.standard_normal((m, k)).astype(np.float32)
-    residual = rng.standard_normal((m, n + 16)).astype(np.float32)
+    w = sc.prune_weight(rng.standard_normal((n + UNSTAGED_EXTRA_CHANNELS, k)).astype(np.float32), pattern, 0.5)
+    bias, x, residual = staging_inputs(rng, m, n, k)
     for kernel in KERNELS:
         if kernel.dense:
             continue

@@ -10,7 +10,7 @@ import sparsecpu as sc
 from sparsecpu import _core
 
 from conftest import isa_rank, kernel_isa
-from reference import linear_reference
+from reference import UNSTAGED_EXTRA_CHANNELS, linear_reference, staging_inputs
 
 pytestmark = pytest.mark.kernels
 
@@ -251,11 +251,9 @@ def test_rows_4kib_apart_are_staged_with_the_same_results(block, m):
     rng = seeded(block, m)
     for n, out_scale in ((1024, None), (4096, 0.05)):
         k = 40
-        w = rng.standard_normal((n + 16, k)).astype(np.float32)
-        w[rng.random((n + 16, k)) < 0.5] = 0.0
-        bias = rng.standard_normal(n + 16).astype(np.float32)
-        x = rng.standard_normal((m, k)).astype(np.float32)
-        residual = rng.standard_normal((m, n + 16)).astype(np.float32)
+        w = rng.standard_normal((n + UNSTAGED_EXTRA_CHANNELS, k)).astype(np.float32)
+        w[rng.random(w.shape) < 0.5] = 0.0
+        bias, x, residual = staging_inputs(rng, m, n, k)
         for kernel in KERNELS:
             if kernel.dense:
                 continue
