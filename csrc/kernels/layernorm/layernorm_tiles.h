@@ -22,23 +22,34 @@ void layernorm_simd(const LayerNormProblem& p) {
     const int64_t end = std::min(p.rows, (task + 1) * kLayerNormRowsPerTask);
     for (int64_t i = task * kLayerNormRowsPerTask; i < end; ++i) {
       const float* x = p.x + i * p.ldx;
-      V sum = S::zero();
-      for (int64_t c = 0; c < full; c += L) sum = S::add(sum, S::load(x + c));
-      if (tail) sum = S::add(sum, S::load_partial(x + full, tail));
-      const float mean = S::reduce_add(sum) / static_cast<float>(p.width);
+      // Four independent sums per pass: one chain of dependent adds would wait
+      // on their latency (a 768-wide row: 48 in a row per pass).
+      V sum[4] = {S::zero(), S::zero(), S::zero(), S::zero()};
+      int64_t c = 0;
+      for (; c + 4 * L <= full; c += 4 * L)
+        for (int u = 0; u < 4; ++u) sum[u] = S::add(sum[u], S::load(x + c + u * L));
+      for (; c < full; c += L) sum[0] = S::add(sum[0], S::load(x + c));
+      if (tail) sum[0] = S::add(sum[0], S::load_partial(x + full, tail));
+      const float mean = S::reduce_add(S::add(S::add(sum[0], sum[1]), S::add(sum[2], sum[3]))) / static_cast<float>(p.width);
       const V vmean = S::set1(mean);
-      V squares = S::zero();
-      for (int64_t c = 0; c < full; c += L) {
+      V squares[4] = {S::zero(), S::zero(), S::zero(), S::zero()};
+      for (c = 0; c + 4 * L <= full; c += 4 * L)
+        for (int u = 0; u < 4; ++u) {
+          const V dev = S::sub(S::load(x + c + u * L), vmean);
+          squares[u] = S::fma(dev, dev, squares[u]);
+        }
+      for (; c < full; c += L) {
         const V dev = S::sub(S::load(x + c), vmean);
-        squares = S::fma(dev, dev, squares);
+        squares[0] = S::fma(dev, dev, squares[0]);
       }
       float tail_squares = 0.0f;
-      for (int64_t c = full; c < p.width; ++c) tail_squares += (x[c] - mean) * (x[c] - mean);
-      const float variance = (S::reduce_add(squares) + tail_squares) / static_cast<float>(p.width);
+      for (c = full; c < p.width; ++c) tail_squares += (x[c] - mean) * (x[c] - mean);
+      const V all_squares = S::add(S::add(squares[0], squares[1]), S::add(squares[2], squares[3]));
+      const float variance = (S::reduce_add(all_squares) + tail_squares) / static_cast<float>(p.width);
       const float inv_std = 1.0f / std::sqrt(variance + p.eps);
       const V vinv = S::set1(inv_std);
       float* y = p.y + i * p.ldy;
-      for (int64_t c = 0; c < full; c += L) {
+      for (c = 0; c < full; c += L) {
         const V norm = S::mul(S::sub(S::load(x + c), vmean), vinv);
         S::store(y + c, S::fma(norm, S::load(p.gamma + c), S::load(p.beta + c)));
       }
