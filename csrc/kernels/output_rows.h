@@ -49,6 +49,14 @@ inline bool rows_crowd_l1_sets(int64_t row_bytes) {
   return sets < 4;
 }
 
+// Whether a call of m tokens writing rows row_bytes apart stages them: the
+// rows crowd the L1, and the call has tokens enough to fill a set's ways
+// (12) more than twice over, so staging's extra store and load pay.
+inline bool stage_output_rows(int64_t m, int64_t row_bytes) {
+  constexpr int64_t kMinTokens = 32;
+  return m >= kMinTokens && rows_crowd_l1_sets(row_bytes);
+}
+
 // How many block rows of `rows` channels a task covers: pieces of
 // `rows_per_piece` block rows (what one stage holds) up to kOutputRowChannels.
 inline int64_t block_rows_per_output_unit(int64_t rows, int64_t rows_per_piece) {

@@ -53,7 +53,7 @@ def cmd_info(args) -> int:
         return next(name for name, _, usable in kernels if usable)
 
     encoder_ops = {"attention": _core.attention_kernel_for("fp32"),
-                   "attention (int8, bf16 models)": _core.attention_kernel_for("bf16"),
+                   "attention_int8_bf16_models": _core.attention_kernel_for("bf16"),
                    "layernorm": best(_core.layernorm_kernels())}
     info = dict(info, version=sc.__version__, fp32_kernels=kernels, int8_kernels=int8_kernels,
                 bf16_kernels=bf16_kernels, encoder_op_kernels=encoder_ops)
@@ -71,7 +71,7 @@ def cmd_info(args) -> int:
     for pattern in INFO_PATTERNS:
         print(f"  {pattern:<6} {kernels[pattern]:<28} {int8_kernels[pattern]:<28} {bf16_kernels[pattern]}")
     print(f"encoder ops:    {encoder_ops['attention']} (int8 and bf16 models: "
-          f"{encoder_ops['attention (int8, bf16 models)']}), {encoder_ops['layernorm']}")
+          f"{encoder_ops['attention_int8_bf16_models']}), {encoder_ops['layernorm']}")
     return EXIT_OK
 
 

@@ -1,6 +1,8 @@
 // Activations over any fp32 SIMD traits type S (see avx2.h, avx512.h).
 #pragma once
 
+#include <type_traits>
+
 #include "kernels/epilogue.h"
 
 namespace sparsecpu {
@@ -41,6 +43,17 @@ inline typename S::V activate(typename S::V v, Activation act) {
       break;
   }
   return v;
+}
+
+// fn(std::integral_constant<Activation, act>()): a loop over vectors inside fn
+// activates with a constant, not a branch per vector.
+template <class Fn>
+inline void with_activation(Activation act, const Fn& fn) {
+  switch (act) {
+    case Activation::none: return fn(std::integral_constant<Activation, Activation::none>());
+    case Activation::gelu: return fn(std::integral_constant<Activation, Activation::gelu>());
+    case Activation::relu: return fn(std::integral_constant<Activation, Activation::relu>());
+  }
 }
 
 }  // namespace

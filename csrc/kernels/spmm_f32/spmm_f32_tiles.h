@@ -311,11 +311,9 @@ void write_output_rows(const SpmmF32Problem& p, const float* rows, int64_t ld_ro
 template <class S>
 void write_output_rows(const SpmmF32Problem& p, const float* rows, int64_t ld_rows, int64_t token0, int tokens,
                        int64_t c0, int channels) {
-  switch (p.epilogue.activation) {
-    case Activation::none: return write_output_rows<S, Activation::none>(p, rows, ld_rows, token0, tokens, c0, channels);
-    case Activation::gelu: return write_output_rows<S, Activation::gelu>(p, rows, ld_rows, token0, tokens, c0, channels);
-    case Activation::relu: return write_output_rows<S, Activation::relu>(p, rows, ld_rows, token0, tokens, c0, channels);
-  }
+  with_activation(p.epilogue.activation, [&](auto a) {
+    write_output_rows<S, decltype(a)::value>(p, rows, ld_rows, token0, tokens, c0, channels);
+  });
 }
 
 template <class S, int R, int... Vs>
@@ -351,7 +349,7 @@ void run_token_tiles(const SpmmF32Problem& p) {
   // 4096 channels), the unit grows to kOutputRowChannels channels staged in L1
   // rows, and tiles to at most kStagedVectors vectors so the rows fit L1.
   constexpr int kStagedVectors = kStagedTileTokens / S::L;
-  const bool staged = p.m >= 32 && rows_crowd_l1_sets(p.ldy * static_cast<int64_t>(sizeof(float)));
+  const bool staged = stage_output_rows(p.m, p.ldy * static_cast<int64_t>(sizeof(float)));
   const int vectors = static_cast<int>(std::clamp<int64_t>(
       std::min(kTilePanelBudgetBytes / vector_bytes, fair_share), 1, staged ? std::min(MaxV, kStagedVectors) : MaxV));
   const int kTileTokens = vectors * S::L;

@@ -21,8 +21,8 @@
 #include <limits>
 #include <type_traits>
 
-#include "kernels/simd/activation.h"
 #include "kernels/output_rows.h"
+#include "kernels/simd/activation.h"
 #include "kernels/simd/transpose_bytes.h"
 #include "kernels/spmm_s8/spmm_s8.h"
 #include "kernels/tile_schedule.h"
@@ -500,13 +500,10 @@ void write_output_rows(const SpmmS8Problem& p, const float* rows, int64_t ld_row
                        int64_t c0, int channels) {
   using F = typename S::F;
   const Activation activation = p.epilogue.activation;
-  if (p.output == S8Output::f32 && channels == kOutputRowChannels) {
-    switch (activation) {
-      case Activation::none: return write_whole_output_rows<S, Activation::none>(p, rows, ld_rows, token0, tokens, c0);
-      case Activation::gelu: return write_whole_output_rows<S, Activation::gelu>(p, rows, ld_rows, token0, tokens, c0);
-      case Activation::relu: return write_whole_output_rows<S, Activation::relu>(p, rows, ld_rows, token0, tokens, c0);
-    }
-  }
+  if (p.output == S8Output::f32 && channels == kOutputRowChannels)
+    return with_activation(activation, [&](auto a) {
+      write_whole_output_rows<S, decltype(a)::value>(p, rows, ld_rows, token0, tokens, c0);
+    });
   for (int t = 0; t < tokens; ++t)
     for (int c = 0; c < channels; c += F::L) {
       const int lanes = std::min(F::L, channels - c);  // lanes past the unit's channels were never written
@@ -618,9 +615,8 @@ template <class S, int RP, int NV>
 // pass over a block row's quads (the register budget). A piece is the block
 // rows whose sums fill one stage: up to S::L channels (whole-vector stores per
 // token), or one block row when it is taller. The schedule's unit is one
-// piece, or, where y's rows would put a tile's stores in one or two L1 sets
-// and the call has tokens enough to crowd them (half a tile), the pieces of
-// about kOutputRowChannels channels, written out through OutputRows (see
+// piece, or, where stage_output_rows says so, the pieces of about
+// kOutputRowChannels channels, written out through OutputRows (see
 // output_rows.h).
 template <class S, int RP, int NV = 4>
 void run_quads(const SpmmS8Problem& p) {
@@ -629,7 +625,7 @@ void run_quads(const SpmmS8Problem& p) {
   static_assert(16 <= kOutputRowChannels, "a block row (at most 16 channels) fits an output unit");
   const int64_t rows_per_piece = std::max(1, S::L / w.rows);
   const int64_t y_row_bytes = p.ldy * (p.output == S8Output::s8 ? 1 : 4);
-  const bool staged = p.output != S8Output::s32 && p.m >= kTileTokens / 2 && rows_crowd_l1_sets(y_row_bytes);
+  const bool staged = p.output != S8Output::s32 && stage_output_rows(p.m, y_row_bytes);
   const int64_t rows_per_unit = staged ? block_rows_per_output_unit(w.rows, rows_per_piece) : rows_per_piece;
   TileSchedule s;
   s.tokens = p.m;
