@@ -421,21 +421,56 @@ struct ChannelSumsTo {
 // transposed in registers, so the epilogue runs on vectors of channels with
 // per-channel operands loaded once (as the dense kernels' does).
 // quant: the quantization of token token0 + t at quant[t], for every lane.
+// Loads S::L channel rows of staged int32 sums (vector v of each, `channels`
+// real) and transposes them: block[i] holds lane i's channels.
+template <class S>
+[[gnu::always_inline]] inline void load_transposed_sums(const int32_t* sums, int64_t stride, int v, int channels,
+                                                        typename S::F::V (&block)[S::L]) {
+#pragma GCC unroll 16
+  for (int c = 0; c < S::L; ++c)  // int32 bit patterns: only shuffled
+    block[c] = c < channels ? S::float_bits(S::load(sums + c * stride + v * S::L)) : S::F::zero();
+  S::F::transpose_square(block);
+}
+
+// The common case of store_channel_sums, unrolled whole: S::L channels of NV *
+// S::L tokens of the call, float outputs into `dst` (token token_of(v, i) at
+// dst + token_of(v, i) * ld: y, or staged rows), activated with A, plus the
+// residual when kResidual (constants: no branch per vector). It takes what it
+// needs of p as arguments: a vector store may alias anything, so fields read
+// through p would be reloaded after every store.
+template <class S, int NV, Activation A, bool kResidual, class TokenOf>
+void store_whole_channel_sums(const int32_t* sums, int64_t stride, const TokenOf& token_of,
+                              const TokenQuantization* quant, const ChannelEpilogue<S>& ch, float* dst, int64_t ld,
+                              const float* residual, int64_t ld_residual) {
+  using F = typename S::F;
+#pragma GCC unroll 4
+  for (int v = 0; v < NV; ++v) {
+    typename F::V block[S::L];
+    load_transposed_sums<S>(sums, stride, v, S::L, block);
+#pragma GCC unroll 16
+    for (int i = 0; i < S::L; ++i) {  // token_of(v, i): a constant
+      typename F::V out = activate<F>(dequantize_channels<S>(S::int_bits(block[i]), quant[token_of(v, i)], ch), A);
+      if constexpr (kResidual) out = F::add(out, F::load(residual + token_of(v, i) * ld_residual));
+      F::store(dst + token_of(v, i) * ld, out);
+    }
+  }
+}
+
+// Staged int32 sums of `channels` (<= S::L) consecutive output channels from
+// c0, one row of `stride` per channel whose vector v lane i holds token
+// token0 + token_of(v, i) -> `to`, with the epilogue. S::L x S::L blocks are
+// transposed in registers, so the epilogue runs on vectors of channels with
+// per-channel operands loaded once (as the dense kernels' does).
+// quant: the quantization of token token0 + t at quant[t], for every lane.
 template <class S, int NV, class TokenOf>
 void store_channel_sums(const SpmmS8Problem& p, const int32_t* sums, int64_t stride, int64_t token0,
                         const TokenOf& token_of, const TokenQuantization* quant, int64_t c0, int channels,
                         ChannelSumsTo to) {
   using F = typename S::F;
-  const ChannelEpilogue<S> ch = p.output == S8Output::s32 ? ChannelEpilogue<S>() : ChannelEpilogue<S>(p, c0, channels);
-  const Epilogue& e = p.epilogue;
-  // Every lane a token of the call and whole vectors of float y: no checks per token.
-  const bool whole = !to.rows && p.output == S8Output::f32 && channels == S::L && token0 + NV * S::L <= p.m;
-  for (int v = 0; v < NV; ++v) {
-    typename F::V block[S::L];  // int32 bit patterns: only shuffled
-    for (int c = 0; c < S::L; ++c)
-      block[c] = c < channels ? S::float_bits(S::load(sums + c * stride + v * S::L)) : F::zero();
-    F::transpose_square(block);  // block[i]: the channels of lane i
-    if (p.output == S8Output::s32) {
+  if (p.output == S8Output::s32) {
+    for (int v = 0; v < NV; ++v) {
+      typename F::V block[S::L];
+      load_transposed_sums<S>(sums, stride, v, channels, block);
       for (int i = 0; i < S::L; ++i) {
         const int64_t token = token0 + token_of(v, i);
         if (token >= p.m) continue;
@@ -443,30 +478,34 @@ void store_channel_sums(const SpmmS8Problem& p, const int32_t* sums, int64_t str
         S::store(tmp, S::int_bits(block[i]));
         std::memcpy(static_cast<int32_t*>(p.y) + token * p.ldy + c0, tmp, sizeof(int32_t) * channels);
       }
-      continue;
     }
-#pragma GCC unroll 16
-    for (int i = 0; i < S::L; ++i)  // unrolled: token_of(v, i) becomes a constant offset
-      block[i] = dequantize_channels<S>(S::int_bits(block[i]), quant[token_of(v, i)], ch);
-    if (to.rows) {
-#pragma GCC unroll 16
-      for (int i = 0; i < S::L; ++i) F::store(to.rows + token_of(v, i) * to.ld_rows, block[i]);
-      continue;
-    }
-    if (e.activation != Activation::none)
-      for (int i = 0; i < S::L; ++i) block[i] = activate<F>(block[i], e.activation);
-    if (whole) {
-      float* y = static_cast<float*>(p.y) + token0 * p.ldy + c0;
-      if (e.residual)
-        for (int i = 0; i < S::L; ++i)
-          block[i] = F::add(block[i], F::load(e.residual + (token0 + token_of(v, i)) * e.ld_residual + c0));
-#pragma GCC unroll 16
-      for (int i = 0; i < S::L; ++i) F::store(y + token_of(v, i) * p.ldy, block[i]);
-    } else {
-      for (int i = 0; i < S::L; ++i) {
-        const int64_t token = token0 + token_of(v, i);
-        if (token < p.m) store_output_row<S>(p, block[i], token, c0, channels);
-      }
+    return;
+  }
+  const ChannelEpilogue<S> ch(p, c0, channels);
+  if (to.rows)  // staged rows hold whole vectors, padding tokens included; activated at the write-out
+    return store_whole_channel_sums<S, NV, Activation::none, false>(sums, stride, token_of, quant, ch, to.rows,
+                                                                    to.ld_rows, nullptr, 0);
+  const Epilogue& e = p.epilogue;
+  if (p.output == S8Output::f32 && channels == S::L && token0 + NV * S::L <= p.m) {  // every lane a token of the call
+    float* y = static_cast<float*>(p.y) + token0 * p.ldy + c0;
+    const float* residual = e.residual ? e.residual + token0 * e.ld_residual + c0 : nullptr;
+    return with_activation(e.activation, [&](auto a) {
+      if (residual)
+        return store_whole_channel_sums<S, NV, decltype(a)::value, true>(sums, stride, token_of, quant, ch, y, p.ldy,
+                                                                         residual, e.ld_residual);
+      store_whole_channel_sums<S, NV, decltype(a)::value, false>(sums, stride, token_of, quant, ch, y, p.ldy, nullptr,
+                                                                 0);
+    });
+  }
+  for (int v = 0; v < NV; ++v) {
+    typename F::V block[S::L];
+    load_transposed_sums<S>(sums, stride, v, channels, block);
+    for (int i = 0; i < S::L; ++i) {
+      const int64_t token = token0 + token_of(v, i);
+      if (token < p.m)
+        store_output_row<S>(
+            p, activate<F>(dequantize_channels<S>(S::int_bits(block[i]), quant[token_of(v, i)], ch), e.activation),
+            token, c0, channels);
     }
   }
 }
