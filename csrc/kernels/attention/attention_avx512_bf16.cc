@@ -61,10 +61,13 @@ void pack_value_pairs(const AttentionProblem& p, int64_t b, int64_t h, Bf16Atten
     interleave_bf16_pairs(value(j), j + 1 < n_keys ? value(j + 1) : nullptr, d, s.value_pairs.data() + j / 2 * d);
 }
 
-// scores[r][j] = scale * q_r . k_j for a pass of Rows queries, 32 keys at a time.
+// scores[r][j] = scale * q_r . k_j for a pass of Rows queries, 32 keys at a
+// time; top[r]: the lane-wise maximum of row r over its n_keys real keys
+// (the softmax's first pass, taken while the scores are in registers).
 template <int Rows>
-void score_rows(const Bf16AttentionScratch& s, int64_t pairs, int64_t keys_padded, float scale,
-                const uint32_t* const* query, float* const* weights_of_row) {
+void score_rows(const Bf16AttentionScratch& s, int64_t pairs, int64_t n_keys, int64_t keys_padded, float scale,
+                const uint32_t* const* query, float* const* weights_of_row, __m512 (&top)[Rows]) {
+  for (int r = 0; r < Rows; ++r) top[r] = _mm512_set1_ps(-INFINITY);
   for (int64_t j = 0; j < keys_padded; j += 2 * kKeyGroup) {
     __m512 acc[Rows][2];
     for (int r = 0; r < Rows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
@@ -80,11 +83,33 @@ void score_rows(const Bf16AttentionScratch& s, int64_t pairs, int64_t keys_padde
       }
     }
     const __m512 vscale = _mm512_set1_ps(scale);
+    const __mmask16 real0 = S::mask(static_cast<int>(std::clamp<int64_t>(n_keys - j, 0, kKeyGroup)));
+    const __mmask16 real1 = S::mask(static_cast<int>(std::clamp<int64_t>(n_keys - j - kKeyGroup, 0, kKeyGroup)));
     for (int r = 0; r < Rows; ++r) {
-      _mm512_storeu_ps(weights_of_row[r] + j, _mm512_mul_ps(acc[r][0], vscale));
-      _mm512_storeu_ps(weights_of_row[r] + j + kKeyGroup, _mm512_mul_ps(acc[r][1], vscale));
+      const __m512 w0 = _mm512_mul_ps(acc[r][0], vscale), w1 = _mm512_mul_ps(acc[r][1], vscale);
+      top[r] = _mm512_mask_max_ps(top[r], real0, top[r], w0);
+      top[r] = _mm512_mask_max_ps(top[r], real1, top[r], w1);
+      _mm512_storeu_ps(weights_of_row[r] + j, w0);
+      _mm512_storeu_ps(weights_of_row[r] + j + kKeyGroup, w1);
     }
   }
+}
+
+// One row's softmax numerators exp(w - max) as bf16 pairs (padding keys 0),
+// in one pass; returns 1 / their fp32 sum. top: the row's lane-wise maximum.
+inline float softmax_bf16_pairs(const float* w, __m512 top, int64_t n_keys, int64_t keys_padded, uint32_t* pairs) {
+  const __m512 row_max = _mm512_set1_ps(_mm512_reduce_max_ps(top));
+  __m512 total0 = _mm512_setzero_ps(), total1 = _mm512_setzero_ps();
+  for (int64_t j = 0; j < keys_padded; j += 2 * kKeyGroup) {
+    const __mmask16 real0 = S::mask(static_cast<int>(std::clamp<int64_t>(n_keys - j, 0, kKeyGroup)));
+    const __mmask16 real1 = S::mask(static_cast<int>(std::clamp<int64_t>(n_keys - j - kKeyGroup, 0, kKeyGroup)));
+    const __m512 e0 = _mm512_maskz_mov_ps(real0, exp<S>(_mm512_sub_ps(_mm512_loadu_ps(w + j), row_max)));
+    const __m512 e1 = _mm512_maskz_mov_ps(real1, exp<S>(_mm512_sub_ps(_mm512_loadu_ps(w + j + kKeyGroup), row_max)));
+    total0 = _mm512_add_ps(total0, e0);
+    total1 = _mm512_add_ps(total1, e1);
+    _mm512_storeu_si512(pairs + j / 2, (__m512i)_mm512_cvtne2ps_pbh(e1, e0));
+  }
+  return 1.0f / _mm512_reduce_add_ps(_mm512_add_ps(total0, total1));
 }
 
 // out[r][c0..] = sum_j w[r][j] V[keys[j]][c0..] / total[r] for NV vectors of the head dimension.
@@ -143,12 +168,12 @@ void attention_avx512_bf16(const AttentionProblem& p) {
         weights_of_row[r] = s.weights.data() + r * keys_padded;
         weight_pairs[r] = s.weight_pairs.data() + r * keys_padded / 2;
       }
-      score_rows<kRows>(s, pairs, keys_padded, score_scale(p, all_masked), query, weights_of_row);
+      __m512 top[kRows];
+      score_rows<kRows>(s, pairs, n_keys, keys_padded, score_scale(p, all_masked), query, weights_of_row, top);
       float inverse_total[kRows];
-      for (int r = 0; r < kRows; ++r) {
-        inverse_total[r] = softmax_numerators<S>(weights_of_row[r], n_keys, keys_padded);
-        to_bf16_pairs(weights_of_row[r], keys_padded, s.weight_pairs.data() + r * keys_padded / 2);
-      }
+      for (int r = 0; r < kRows; ++r)
+        inverse_total[r] = softmax_bf16_pairs(weights_of_row[r], top[r], n_keys, keys_padded,
+                                              s.weight_pairs.data() + r * keys_padded / 2);
       for (int64_t c0 = 0; c0 < d; c0 += kValueVectors * S::L) {
         const int64_t width = std::min<int64_t>(kValueVectors * S::L, d - c0);
         const int vectors = static_cast<int>((width + S::L - 1) / S::L);
