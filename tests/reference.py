@@ -54,3 +54,18 @@ def staging_inputs(rng, m, n, k):
     x = rng.standard_normal((m, k)).astype(np.float32)
     residual = rng.standard_normal((m, wide)).astype(np.float32)
     return bias, x, residual
+
+
+def bf16_bits(a):
+    """a's float32 values as bf16 bit patterns (uint16), as vcvtneps2bf16 converts them: round to
+    nearest even, NaN kept quiet, a denormal to a zero of its sign."""
+    bits = np.asarray(a, np.float32).view(np.uint32).astype(np.uint64)
+    rounded = ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16) & 0xFFFF
+    rounded = np.where(np.isnan(a), ((bits >> 16) | 0x40) & 0xFFFF, rounded)
+    rounded = np.where((bits & 0x7F800000) == 0, (bits >> 16) & 0x8000, rounded)
+    return rounded.astype(np.uint16)
+
+
+def bf16(a):
+    """a rounded to bf16 (bf16_bits), back as float32."""
+    return (bf16_bits(a).astype(np.uint32) << 16).view(np.float32)

@@ -150,6 +150,60 @@ def test_int8_and_bf16_models_allow_bf16_attention_and_fp32_models_do_not(compil
         assert kernels.pop().endswith("_bf16") == (dtype in ("int8", "bf16") and bf16_usable), (family, dtype)
 
 
+@pytest.mark.kernels
+def test_int8_qkv_hands_the_bf16_attention_bf16_with_the_same_results(compiled, rng):
+    """Where the attention kernel takes bf16 Q, K and V, an int8 model's QKV projection writes them
+    as bf16 (the values the kernel would round them to itself): the outputs equal those of the
+    float hand-over bit for bit. fp32 models, and CPUs without the kernel, hand over floats."""
+    bf16_qkv = any(ok and name == "attention_avx512_bf16" for name, _, ok in _core.attention_kernels())
+    for (family, dtype), m in compiled.items():
+        ops = m._plan.ops()
+        fused = [op for op in ops if op["bf16_qkv"]]
+        if dtype == "fp32" or not bf16_qkv:
+            assert not fused, (family, dtype)
+            continue
+        attention = [op for op in ops if op["kind"] == "attention"]
+        assert [op["kind"] for op in fused] == ["linear", "attention"] * len(attention), (family, dtype)
+        ids, mask = inputs_for(family, 3, 33, rng)
+        fast = m(input_ids=ids, attention_mask=mask)["last_hidden_state"]
+        m._plan.bf16_attention_inputs = False
+        try:
+            assert not any(op["bf16_qkv"] for op in m._plan.ops())
+            plain = m(input_ids=ids, attention_mask=mask)["last_hidden_state"]
+        finally:
+            m._plan.bf16_attention_inputs = True
+        np.testing.assert_array_equal(fast, plain, err_msg=family)
+
+
+@pytest.mark.kernels
+@pytest.mark.parametrize("read_again", [None, "residual", "between"])
+def test_a_qkv_buffer_another_op_reads_stays_float(read_again, rng):
+    """The bf16 hand-over only where the attention alone reads the projection's output: not when
+    an op reads that buffer after the attention (as a residual here) or before it."""
+    if not any(ok and name == "attention_avx512_bf16" for name, _, ok in _core.attention_kernels()):
+        pytest.skip("no attention kernel here takes bf16 Q, K and V")
+    width, heads, head_dim = 32, 2, 16
+    plan = _core.Plan()
+    hidden, qkv, context, out = (plan.add_buffer(w) for w in (width, 3 * width, width, 3 * width))
+    table = lambda rows: rng.standard_normal((rows, width)).astype(np.float32)  # noqa: E731
+    plan.set_embedding(table(50), table(16), None, "absolute", -1, hidden)
+    projection = rng.standard_normal((3 * width, width)).astype(np.float32)
+    plan.add_linear("qkv", _core.LinearS8(projection, None, "dense", 1, 1, "none"), hidden, qkv)
+    if read_again == "between":
+        plan.add_linear("between", _core.LinearF32(np.eye(width, 3 * width, dtype=np.float32), None, "dense", 1, 1,
+                                                   "none", ""), qkv, hidden)
+    plan.add_attention("attention", qkv, 0, width, 2 * width, heads, head_dim, 0.25, context, products="bf16")
+    after = _core.LinearF32(projection, None, "dense", 1, 1, "none", "")
+    plan.add_linear("after", after, context, out, qkv if read_again == "residual" else -1)
+    plan.set_output(out)
+    fused = {op["name"] for op in plan.ops() if op["bf16_qkv"]}
+    assert fused == (set() if read_again else {"qkv", "attention"})
+    ids = rng.integers(0, 50, (2, 9)).astype(np.int64)
+    fast = plan.run(ids)
+    plan.bf16_attention_inputs = False
+    np.testing.assert_array_equal(fast, plan.run(ids))
+
+
 def test_block_pruned_layers_run_block_kernels(rng):
     m = sc.compile(os.path.join(DATA, "tiny_bert"), pattern="4x1", sparsity=0.9)
     for layer in m.layers:

@@ -6,6 +6,7 @@ import pytest
 from sparsecpu import _core
 
 from conftest import kernel_isa
+from reference import bf16 as bf16_float32, bf16_bits
 
 pytestmark = pytest.mark.kernels
 
@@ -14,9 +15,7 @@ LOWEST = np.finfo(np.float32).min
 
 def bf16(x):
     """x rounded to bf16 (nearest even), as float64."""
-    bits = np.asarray(x, np.float32).view(np.uint32).astype(np.uint64)
-    bits = (bits + 0x7FFF + ((bits >> 16) & 1)) & 0xFFFF0000
-    return bits.astype(np.uint32).view(np.float32).astype(np.float64)
+    return bf16_float32(x).astype(np.float64)
 
 
 def attention_reference(qkv, batch, heads, head_dim, mask, scale, all_masked="average", kernel=""):
@@ -71,6 +70,25 @@ def test_attention_matches_reference(kernel, batch, seq, heads, head_dim, rng):
     actual = _core.attention(qkv, batch, heads, head_dim, mask, scale, kernel)
     assert actual.dtype == np.float32 and actual.shape == expected.shape
     assert np.abs(actual - expected).max() <= bound
+
+
+@pytest.mark.parametrize("batch,seq,heads,head_dim", ATTENTION_SHAPES)
+def test_bf16_qkv_gives_the_results_of_the_float_qkv_it_rounds(batch, seq, heads, head_dim, rng):
+    """A kernel that takes Q, K and V as bf16 (what an int8 QKV projection writes for it) computes
+    exactly what it computes from the float values they round; the others refuse them."""
+    qkv = (rng.standard_normal((batch * seq, 3 * heads * head_dim)) * 2).astype(np.float32)
+    qkv[0, 0] = 1e-39  # a denormal: zero in bf16, as the instruction rounds it
+    mask = (rng.random((batch, seq)) > 0.3).astype(np.int32)
+    mask[:, 0] = 1
+    for name, _, ok in _core.attention_kernels():
+        if not ok:
+            continue
+        if name.endswith("_bf16"):
+            np.testing.assert_array_equal(_core.attention(bf16_bits(qkv), batch, heads, head_dim, mask, 0.3, name),
+                                          _core.attention(qkv, batch, heads, head_dim, mask, 0.3, name))
+        else:
+            with pytest.raises(ValueError, match=f"{name} takes float32 Q, K and V, not bf16"):
+                _core.attention(bf16_bits(qkv), batch, heads, head_dim, mask, 0.3, name)
 
 
 @pytest.mark.parametrize("kernel", usable(_core.attention_kernels()))

@@ -10,7 +10,7 @@ import sparsecpu as sc
 from sparsecpu import _core
 
 from conftest import isa_rank, kernel_isa
-from reference import UNSTAGED_EXTRA_CHANNELS, linear_reference, staging_inputs
+from reference import UNSTAGED_EXTRA_CHANNELS, bf16_bits, linear_reference, staging_inputs
 
 pytestmark = pytest.mark.kernels
 
@@ -289,3 +289,37 @@ def test_every_kernel_quantizes_activations_as_the_reference(k):
         for name, y in outs.items():
             np.testing.assert_array_equal(y, reference, err_msg=name)
 
+
+# Results whose bf16 rounding matters: ties to even both ways, the largest float (rounds to inf),
+# infinities, NaN, denormals (to zeros of their sign), signed zeros, ordinary values.
+BF16_SPECIALS = np.array([0x3F808000, 0x3F818000, 0x3F800001, 0x7F7FFFFF, 0x7F800000, 0xFF800000, 0x7FC00000,
+                          0x7F800001, 0x00400000, 0x80000001, 0x00000000, 0x80000000, 0x00800000, 0x3EAAAAAB],
+                         np.uint32).view(np.float32)
+
+
+@pytest.mark.parametrize("m", [1, 33, 70])
+@pytest.mark.parametrize("n", [37, 1024])  # 1024: staged rows (output_rows.h) from 32 tokens on
+def test_bf16_outputs_are_the_float_outputs_rounded(m, n):
+    """forward_bf16 (what an int8 QKV projection writes for the bf16 attention) gives the float
+    results rounded as vcvtneps2bf16 rounds them, bit for bit, on every kernel: with zero
+    activations the result is bias + residual, so the special values reach the conversion."""
+    rng = seeded("bf16 out", m, n)
+    k = 24
+    w = rng.standard_normal((n, k)).astype(np.float32)
+    w.reshape(n, -1, 4)[:, :, 2:] = 0.0  # 2:4, and 4x1 / dense take it as it is
+    bias = rng.standard_normal(n).astype(np.float32)
+    bias[:len(BF16_SPECIALS)] = BF16_SPECIALS
+    residual = rng.standard_normal((m, n)).astype(np.float32)
+    residual[:, :len(BF16_SPECIALS)] = 0.0
+    residual[-1, -len(BF16_SPECIALS):] = BF16_SPECIALS
+    zeros = np.zeros((m, k), np.float32)
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    for kernel in (kk for kk in _core.spmm_s8_kernels() if kk.usable):
+        layout = "dense" if kernel.dense else "2:4" if kernel.semi24 else "blocks"
+        for activation in ("none", "gelu"):
+            lin = _core.LinearS8(w, bias, layout, 4, 1, activation, kernel.name)
+            for inputs, res in ((zeros, None), (zeros, residual), (x, residual)):
+                expected = bf16_bits(lin.forward(inputs, res, 1))
+                got = lin.forward_bf16(inputs, res, 1)
+                assert got.dtype == np.uint16
+                np.testing.assert_array_equal(got, expected, err_msg=f"{kernel.name} {activation}")

@@ -9,7 +9,7 @@ import pytest
 import sparsecpu as sc
 from sparsecpu import SparseLinear, _core
 
-from reference import assert_close_fp32
+from reference import assert_close_fp32, bf16
 
 pytestmark = pytest.mark.kernels
 
@@ -105,10 +105,6 @@ def test_bf16_is_fp32_on_rounded_values():
     rng = seeded("bf16")
     w = random_2_4(rng, 40, 72)
     x = rng.standard_normal((33, 72)).astype(np.float32)
-
-    def bf16(a):
-        bits = a.view(np.uint32).astype(np.uint64)
-        return ((bits + 0x7FFF + ((bits >> 16) & 1)) >> 16 << 16).astype(np.uint32).view(np.float32)
 
     y = SparseLinear(w, pattern="2:4", dtype="bf16")(x)
     np.testing.assert_array_equal(y, SparseLinear(bf16(w), pattern="2:4")(bf16(x)))

@@ -97,6 +97,18 @@ void bind_linear_s8(py::module_& m) {
              return y;
            },
            py::arg("x"), py::arg("residual"), py::arg("out_scale"), py::arg("threads") = 0)
+      .def("forward_bf16",
+           [](const LinearS8& self, FloatArray x, std::optional<FloatArray> residual, int threads) {
+             check_input(x, self.in_features(), residual, self.out_features());
+             py::array_t<uint16_t> y({static_cast<int64_t>(x.shape(0)), self.out_features()});
+             const float* res = residual ? residual->data() : nullptr;
+             uint16_t* out = y.mutable_data();
+             py::gil_scoped_release release;
+             self.forward_bf16(x.data(), x.shape(0), self.in_features(), res, out, threads);
+             return y;
+           },
+           py::arg("x"), py::arg("residual") = py::none(), py::arg("threads") = 0,
+           "forward's results as bf16 bit patterns (uint16), rounded as vcvtneps2bf16 rounds.")
       .def("forward_s32",
            [](const LinearS8& self, py::array_t<uint8_t, py::array::c_style> x, int threads) {
              require(x.ndim() == 2 && x.shape(1) == self.in_features(),

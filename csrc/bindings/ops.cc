@@ -40,9 +40,14 @@ void bind_ops(py::module_& m) {
 
   m.def(
       "attention",
-      [](FloatArray qkv, int64_t batch, int64_t heads, int64_t head_dim,
+      [](py::array qkv_in, int64_t batch, int64_t heads, int64_t head_dim,
          std::optional<py::array_t<int32_t, py::array::c_style>> mask, float scale, const std::string& kernel,
          int threads, const std::string& all_masked) {
+        // uint16: bf16 bit patterns (kernels that take them); anything else converts to float32.
+        const bool bf16 = qkv_in.dtype().is(py::dtype::of<uint16_t>());
+        using Bf16Array = py::array_t<uint16_t, py::array::c_style>;
+        const py::array qkv = bf16 ? py::array(Bf16Array::ensure(qkv_in)) : py::array(FloatArray::ensure(qkv_in));
+        require(static_cast<bool>(qkv), "qkv must be a float32 or uint16 (bf16) array");
         require(qkv.ndim() == 2, "qkv must be 2-D (tokens, 3 * heads * head_dim), got " + shape_text(qkv));
         const int64_t width = heads * head_dim;
         require(heads > 0 && head_dim > 0 && batch > 0 && qkv.shape(1) == 3 * width && qkv.shape(0) % batch == 0,
@@ -54,7 +59,10 @@ void bind_ops(py::module_& m) {
         const AttentionKernel& k = kernel.empty() ? select_attention_kernel() : attention_kernel_by_name(kernel);
         FloatArray out({qkv.shape(0), static_cast<py::ssize_t>(width)});
         AttentionProblem p;
-        p.qkv = qkv.data();
+        if (bf16)
+          p.qkv_bf16 = static_cast<const uint16_t*>(qkv.data());
+        else
+          p.qkv = static_cast<const float*>(qkv.data());
         p.ld_qkv = 3 * width;
         p.q_offset = 0;
         p.k_offset = width;
@@ -77,7 +85,8 @@ void bind_ops(py::module_& m) {
       },
       py::arg("qkv"), py::arg("batch"), py::arg("heads"), py::arg("head_dim"), py::arg("mask") = py::none(),
       py::arg("scale") = 1.0f, py::arg("kernel") = "", py::arg("threads") = 0, py::arg("all_masked") = "average",
-      "Self-attention of qkv (tokens, [Q | K | V]) for sequences of tokens / batch.");
+      "Self-attention of qkv (tokens, [Q | K | V]) for sequences of tokens / batch; qkv float32, or uint16 bf16 bit\n"
+      "patterns for a kernel that takes them.");
 
   m.def(
       "layernorm",

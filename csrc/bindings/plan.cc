@@ -131,13 +131,16 @@ void bind_plan(py::module_& m) {
       .def("ops",
            [](const Plan& self) {
              py::list out;
-             for (const PlanOp& op : self.ops()) {
+             const std::vector<bool> bf16_qkv = self.bf16_qkv_ops();
+             for (size_t i = 0; i < self.ops().size(); ++i) {
+               const PlanOp& op = self.ops()[i];
                py::dict d;
                d["name"] = op.name;
                d["kind"] = kind_name(op.kind);
                d["kernel"] = self.kernel_of(op);
                d["seconds"] = op.seconds;
                d["calls"] = op.calls;
+               d["bf16_qkv"] = static_cast<bool>(bf16_qkv[i]);  // writes (linear) or reads (attention) bf16 Q, K, V
                d["input_square_sums"] =
                    py::array_t<double>(static_cast<py::ssize_t>(op.input_square_sums.size()), op.input_square_sums.data());
                out.append(d);
@@ -147,6 +150,7 @@ void bind_plan(py::module_& m) {
       .def("reset_statistics", &Plan::reset_statistics)
       .def("collect_input_square_sums", &Plan::collect_input_square_sums, py::arg("on"))
       .def_property("tokens_per_pass", &Plan::tokens_per_pass, &Plan::set_tokens_per_pass)
+      .def_property("bf16_attention_inputs", &Plan::bf16_attention_inputs, &Plan::set_bf16_attention_inputs)
       .def_property_readonly("output_width", &Plan::output_width);
 }
 

@@ -9,7 +9,9 @@
 
 namespace sparsecpu {
 
-// Round to nearest even, as vcvtneps2bf16 does; NaN stays a (quiet) NaN.
+// As vcvtneps2bf16 converts: round to nearest even; NaN stays a (quiet) NaN;
+// a denormal becomes a zero of its sign (the instruction treats denormal
+// inputs as zero, measured on Zen 5).
 uint16_t bf16_from_float(float v);
 float float_from_bf16(uint16_t v);
 // y[i, :k] = float(bf16(x[i, :k])), rows ldx apart in x and ldy apart in y.

@@ -92,6 +92,15 @@ void LinearS8::forward_s8(const float* x, int64_t m, int64_t ldx, const float* r
   kernel_->run(p);
 }
 
+void LinearS8::forward_bf16(const float* x, int64_t m, int64_t ldx, const float* residual, uint16_t* y,
+                            int threads) const {
+  SpmmS8Problem p = problem(m, S8Output::bf16, y, threads);
+  p.x_f32 = x;
+  p.ldx = ldx;
+  p.epilogue.residual = residual;
+  kernel_->run(p);
+}
+
 void LinearS8::forward_s32(const uint8_t* x, int64_t m, int32_t* y, int threads) const {
   SpmmS8Problem p = problem(m, S8Output::s32, y, threads);
   p.x_u8 = x;

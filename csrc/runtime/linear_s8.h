@@ -1,6 +1,6 @@
 // A linear layer with int8 weights (symmetric, per output channel) and
 // activations quantized per token on the fly; fused dequantize, bias,
-// activation, residual; float32 or requantized int8 output.
+// activation, residual; float32, bf16 or requantized int8 output.
 #pragma once
 
 #include <cstdint>
@@ -28,6 +28,8 @@ class LinearS8 {
   void forward(const float* x, int64_t m, int64_t ldx, const float* residual, float* y, int threads) const;
   void forward_s8(const float* x, int64_t m, int64_t ldx, const float* residual, float out_scale, int8_t* y,
                   int threads) const;
+  // forward's results rounded to bf16 (as vcvtneps2bf16 rounds), (m, n) contiguous.
+  void forward_bf16(const float* x, int64_t m, int64_t ldx, const float* residual, uint16_t* y, int threads) const;
   // Raw int32 accumulators of u8 activations (m, k) contiguous.
   void forward_s32(const uint8_t* x, int64_t m, int32_t* y, int threads) const;
 

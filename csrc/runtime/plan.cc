@@ -150,6 +150,31 @@ void Plan::collect_input_square_sums(bool on) {
   collecting_ = on;
 }
 
+std::vector<bool> Plan::bf16_qkv_ops() const {
+  std::vector<bool> bf16(ops_.size(), false);
+  if (!bf16_attention_inputs_) return bf16;
+  const auto reads = [](const PlanOp& op, int id) { return op.input == id || op.residual == id; };
+  for (size_t i = 0; i < ops_.size(); ++i) {
+    const PlanOp& linear = ops_[i];
+    const int x = linear.output;
+    if (linear.kind != OpKind::linear || !linear.linear_s8 || x == output_) continue;
+    // The next op that touches x must be the attention reading it, and after
+    // that none may read x before it is written again.
+    size_t j = i + 1;
+    while (j < ops_.size() && !reads(ops_[j], x) && ops_[j].output != x) ++j;
+    if (j == ops_.size()) continue;
+    const PlanOp& attention = ops_[j];
+    if (attention.kind != OpKind::attention || attention.input != x || attention.output == x ||
+        !select_attention_kernel(attention.attention_products).bf16_qkv)
+      continue;
+    size_t k = j + 1;
+    while (k < ops_.size() && !reads(ops_[k], x) && ops_[k].output != x) ++k;
+    if (k < ops_.size() && reads(ops_[k], x)) continue;
+    bf16[i] = bf16[j] = true;
+  }
+  return bf16;
+}
+
 void Plan::run(const int64_t* ids, const int64_t* token_types, const int32_t* key_mask, int64_t batch, int64_t seq,
                float* out, int threads) {
   if (ops_.empty() || ops_.front().kind != OpKind::embedding || output_ < 0)
@@ -164,12 +189,14 @@ void Plan::run(const int64_t* ids, const int64_t* token_types, const int32_t* ke
   for (size_t i = 0; i < arena_.size(); ++i)
     if (static_cast<int>(i) != output_) arena_[i].reserve_discarding(static_cast<size_t>(tokens * widths_[i]));
   const int64_t width = output_width();
+  const std::vector<bool> bf16_qkv = bf16_qkv_ops();
   for (int64_t first = 0; first < batch; first += per_pass) {
     const int64_t count = std::min(per_pass, batch - first);
     const int64_t offset = first * seq;
-    for (PlanOp& op : ops_) {
+    for (size_t i = 0; i < ops_.size(); ++i) {
+      PlanOp& op = ops_[i];
       const auto start = std::chrono::steady_clock::now();
-      run_op(op, count * seq, ids + offset, token_types ? token_types + offset : nullptr,
+      run_op(op, bf16_qkv[i], count * seq, ids + offset, token_types ? token_types + offset : nullptr,
              key_mask ? key_mask + offset : nullptr, count, seq, out + offset * width, threads);
       op.seconds += std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     }
@@ -177,7 +204,7 @@ void Plan::run(const int64_t* ids, const int64_t* token_types, const int32_t* ke
   for (PlanOp& op : ops_) ++op.calls;
 }
 
-void Plan::run_op(PlanOp& op, int64_t tokens, const int64_t* ids, const int64_t* token_types,
+void Plan::run_op(PlanOp& op, bool bf16_qkv, int64_t tokens, const int64_t* ids, const int64_t* token_types,
                   const int32_t* key_mask, int64_t batch, int64_t seq, float* out, int threads) {
   float* y = buffer(op.output, out);
   switch (op.kind) {
@@ -193,7 +220,9 @@ void Plan::run_op(PlanOp& op, int64_t tokens, const int64_t* ids, const int64_t*
         for (int64_t t = 0; t < tokens; ++t)
           for (int64_t c = 0; c < k; ++c) op.input_square_sums[c] += static_cast<double>(x[t * k + c]) * x[t * k + c];
       }
-      if (op.linear_f32)
+      if (bf16_qkv)  // the buffer's floats hold twice the bf16 values needed
+        op.linear_s8->forward_bf16(x, tokens, k, residual, reinterpret_cast<uint16_t*>(y), threads);
+      else if (op.linear_f32)
         op.linear_f32->forward(x, tokens, k, residual, y, threads);
       else if (op.linear_s8)
         op.linear_s8->forward(x, tokens, k, residual, y, threads);
@@ -203,7 +232,10 @@ void Plan::run_op(PlanOp& op, int64_t tokens, const int64_t* ids, const int64_t*
     }
     case OpKind::attention: {
       AttentionProblem p;
-      p.qkv = buffer(op.input, out);
+      if (bf16_qkv)
+        p.qkv_bf16 = reinterpret_cast<const uint16_t*>(buffer(op.input, out));
+      else
+        p.qkv = buffer(op.input, out);
       p.ld_qkv = widths_[static_cast<size_t>(op.input)];
       p.q_offset = op.q_offset;
       p.k_offset = op.k_offset;

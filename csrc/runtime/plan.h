@@ -77,6 +77,14 @@ class Plan {
   // While on, each linear op adds the squares of its input columns (over all
   // tokens of every call) to input_square_sums: calibration for pruning.
   void collect_input_square_sums(bool on);
+  // Whether an int8 linear whose output only an attention with a bf16_qkv
+  // kernel reads writes it as bf16 (on by default: the attention would round
+  // it so itself; half the bytes to write and read). Off: float, as elsewhere.
+  bool bf16_attention_inputs() const { return bf16_attention_inputs_; }
+  void set_bf16_attention_inputs(bool on) { bf16_attention_inputs_ = on; }
+  // Per op: whether it writes (linear) or reads (attention) bf16 Q, K and V
+  // with the kernels selected now (see bf16_attention_inputs).
+  std::vector<bool> bf16_qkv_ops() const;
   // Sequences run through all ops together, as many as fit in this many tokens (at least one).
   int64_t tokens_per_pass() const { return tokens_per_pass_; }
   void set_tokens_per_pass(int64_t tokens) { tokens_per_pass_ = std::max<int64_t>(1, tokens); }
@@ -85,8 +93,8 @@ class Plan {
   void check_buffer(int id, const char* role, const std::string& op) const;
   void check_linear(const std::string& name, int64_t in_features, int64_t out_features, int input, int output,
                     int residual) const;
-  void run_op(PlanOp& op, int64_t tokens, const int64_t* ids, const int64_t* token_types, const int32_t* key_mask,
-              int64_t batch, int64_t seq, float* out, int threads);
+  void run_op(PlanOp& op, bool bf16_qkv, int64_t tokens, const int64_t* ids, const int64_t* token_types,
+              const int32_t* key_mask, int64_t batch, int64_t seq, float* out, int threads);
   float* buffer(int id, float* out) { return id == output_ ? out : arena_[static_cast<size_t>(id)].data(); }
 
   std::vector<int64_t> widths_;
@@ -95,6 +103,7 @@ class Plan {
   std::vector<PlanOp> ops_;
   int output_ = -1;
   bool collecting_ = false;
+  bool bf16_attention_inputs_ = true;
   int64_t tokens_per_pass_ = 256;
   std::mutex mutex_;
 };

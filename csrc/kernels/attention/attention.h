@@ -26,6 +26,9 @@ enum class AllMasked : int { average = 0, all_keys = 1, zeros = 2 };
 
 struct AttentionProblem {
   const float* qkv = nullptr;
+  // Or the same as bf16 bit patterns (qkv null), for kernels with bf16_qkv:
+  // what the bf16 kernel would round qkv to, written so by the layer before.
+  const uint16_t* qkv_bf16 = nullptr;
   int64_t ld_qkv = 0;
   int64_t q_offset = 0, k_offset = 0, v_offset = 0;
   float* out = nullptr;
@@ -47,6 +50,7 @@ struct AttentionKernel {
   Isa isa;
   AttentionFn run;
   AttentionProducts products = AttentionProducts::fp32;
+  bool bf16_qkv = false;  // also takes AttentionProblem::qkv_bf16
 };
 
 const std::vector<AttentionKernel>& attention_kernels();
@@ -65,6 +69,9 @@ inline float score_scale(const AttentionProblem& p, bool all_masked) {
 
 // "average" | "all_keys" | "zeros"; std::invalid_argument naming the choices otherwise.
 AllMasked all_masked_from_name(const std::string& name);
+
+// std::invalid_argument unless p.qkv holds float inputs (kernels without bf16_qkv).
+void require_float_qkv(const AttentionProblem& p, const char* kernel);
 
 // Zero context for rows [first, last) of sequence b, head h.
 void zero_context(const AttentionProblem& p, int64_t b, int64_t h, int64_t first, int64_t last);

@@ -4,6 +4,9 @@
 
 namespace sparsecpu {
 
-void attention_avx2(const AttentionProblem& p) { attention_simd<Avx2F32>(p); }
+void attention_avx2(const AttentionProblem& p) {
+  require_float_qkv(p, "attention_avx2");
+  attention_simd<Avx2F32>(p);
+}
 
 }  // namespace sparsecpu

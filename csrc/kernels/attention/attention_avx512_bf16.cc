@@ -2,7 +2,8 @@
 // sums), for int8 and bf16 models on CPUs with AVX512-BF16: twice the fp32
 // FMA rate per instruction. Q, K, the softmax weights and V are rounded to
 // bf16 (8 significant bits, as the int8 models' activations are to 8 bits);
-// the scores, softmax and sums stay fp32. Same tasks, key panels and masking
+// the scores, softmax and sums stay fp32. Q, K and V may come as bf16
+// already (qkv_bf16: the same values, rounded by the layer that wrote them). Same tasks, key panels and masking
 // as the fp32 kernels (attention_tiles.h), with dwords of bf16 pairs where
 // those hold floats:
 //   scores:  key panel dword (pair c, key i) = (K_i[2c], K_i[2c+1]), the query's
@@ -43,9 +44,13 @@ void pack_key_pairs(const AttentionProblem& p, int64_t b, int64_t h, int64_t pai
   s.gathered.resize(static_cast<size_t>(kKeyGroup * pairs));
   for (int64_t first = 0; first < keys_padded; first += kKeyGroup) {
     const int rows = static_cast<int>(std::clamp<int64_t>(n_keys - first, 0, kKeyGroup));
-    for (int i = 0; i < rows; ++i)
-      to_bf16_pairs(p.qkv + (b * p.seq + s.keys[first + i]) * p.ld_qkv + p.k_offset + h * d, d,
-                    s.gathered.data() + i * pairs);
+    for (int i = 0; i < rows; ++i) {
+      const int64_t at = (b * p.seq + s.keys[first + i]) * p.ld_qkv + p.k_offset + h * d;
+      if (p.qkv_bf16)
+        copy_bf16_pairs(p.qkv_bf16 + at, d, s.gathered.data() + i * pairs);
+      else
+        to_bf16_pairs(p.qkv + at, d, s.gathered.data() + i * pairs);
+    }
     // The transpose moves 32-bit lanes as they are: pairs pass as float bit patterns.
     S::transpose_to_panel(reinterpret_cast<const float*>(s.gathered.data()), pairs, rows, pairs,
                           reinterpret_cast<float*>(s.key_panel.data() + first * pairs));
@@ -56,9 +61,14 @@ void pack_key_pairs(const AttentionProblem& p, int64_t b, int64_t h, int64_t pai
 void pack_value_pairs(const AttentionProblem& p, int64_t b, int64_t h, Bf16AttentionScratch& s) {
   const int64_t d = p.head_dim, n_keys = static_cast<int64_t>(s.keys.size());
   s.value_pairs.resize(static_cast<size_t>((n_keys + 1) / 2 * d));
-  const auto value = [&](int64_t j) { return p.qkv + (b * p.seq + s.keys[j]) * p.ld_qkv + p.v_offset + h * d; };
-  for (int64_t j = 0; j < n_keys; j += 2)
-    interleave_bf16_pairs(value(j), j + 1 < n_keys ? value(j + 1) : nullptr, d, s.value_pairs.data() + j / 2 * d);
+  const auto at = [&](int64_t j) { return (b * p.seq + s.keys[j]) * p.ld_qkv + p.v_offset + h * d; };
+  for (int64_t j = 0; j < n_keys; j += 2) {
+    uint32_t* dst = s.value_pairs.data() + j / 2 * d;
+    if (p.qkv_bf16)
+      interleave_bf16_rows(p.qkv_bf16 + at(j), j + 1 < n_keys ? p.qkv_bf16 + at(j + 1) : nullptr, d, dst);
+    else
+      interleave_bf16_pairs(p.qkv + at(j), j + 1 < n_keys ? p.qkv + at(j + 1) : nullptr, d, dst);
+  }
 }
 
 // scores[r][j] = scale * q_r . k_j for a pass of Rows queries, 32 keys at a
@@ -162,7 +172,11 @@ void attention_avx512_bf16(const AttentionProblem& p) {
       for (int r = 0; r < kRows; ++r) {
         const int64_t token = b * p.seq + i0 + std::min(r, rows - 1);
         uint32_t* q = s.query_pairs.data() + r * pairs;
-        to_bf16_pairs(p.qkv + token * p.ld_qkv + p.q_offset + h * d, d, q);
+        const int64_t at = token * p.ld_qkv + p.q_offset + h * d;
+        if (p.qkv_bf16)
+          copy_bf16_pairs(p.qkv_bf16 + at, d, q);
+        else
+          to_bf16_pairs(p.qkv + at, d, q);
         query[r] = q;
         out_of_row[r] = p.out + token * p.ld_out + h * d;
         weights_of_row[r] = s.weights.data() + r * keys_padded;

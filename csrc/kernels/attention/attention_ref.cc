@@ -8,6 +8,7 @@
 namespace sparsecpu {
 
 void attention_ref(const AttentionProblem& p) {
+  require_float_qkv(p, "attention_ref");
   const int64_t d = p.head_dim;
   parallel_for(p.batch * p.heads, p.threads, [&](int64_t task) {
     const int64_t b = task / p.heads, h = task % p.heads;

@@ -1,5 +1,6 @@
 #include <algorithm>
 #include <stdexcept>
+#include <string>
 
 #include "kernels/attention/attention.h"
 #include "kernels/registry.h"
@@ -8,7 +9,7 @@ namespace sparsecpu {
 
 const std::vector<AttentionKernel>& attention_kernels() {
   static const std::vector<AttentionKernel> kernels = {
-      {"attention_avx512_bf16", Isa::avx512_bf16, attention_avx512_bf16, AttentionProducts::bf16},
+      {"attention_avx512_bf16", Isa::avx512_bf16, attention_avx512_bf16, AttentionProducts::bf16, true},
       {"attention_avx512", Isa::avx512, attention_avx512},
       {"attention_avx2", Isa::avx2, attention_avx2},
       {"attention_ref", Isa::ref, attention_ref},
@@ -37,6 +38,10 @@ AttentionProducts attention_products_from_name(const std::string& name) {
   if (name == "fp32") return AttentionProducts::fp32;
   if (name == "bf16") return AttentionProducts::bf16;
   throw std::invalid_argument("attention products '" + name + "': expected 'fp32' or 'bf16'");
+}
+
+void require_float_qkv(const AttentionProblem& p, const char* kernel) {
+  if (!p.qkv) throw std::invalid_argument(std::string(kernel) + " takes float32 Q, K and V, not bf16");
 }
 
 void zero_context(const AttentionProblem& p, int64_t b, int64_t h, int64_t first, int64_t last) {

@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 namespace sparsecpu {
 namespace {
@@ -89,6 +90,27 @@ struct Avx2F32 {
   static V bit_or(V a, V b) { return _mm256_or_ps(a, b); }
   static bool any(V a) { return !_mm256_testz_ps(a, a); }
   static void transpose_square(V* r) { transpose8x8(r); }
+
+  // 8 floats -> bf16 as vcvtneps2bf16 converts them (see formats/bf16_groups.h).
+  static __m128i to_bf16(V v) {
+    const __m256i bits = _mm256_castps_si256(v), high = _mm256_srli_epi32(bits, 16);
+    const __m256i bias = _mm256_add_epi32(_mm256_set1_epi32(0x7fff), _mm256_and_si256(high, _mm256_set1_epi32(1)));
+    __m256i out = _mm256_srli_epi32(_mm256_add_epi32(bits, bias), 16);
+    const __m256i nan = _mm256_castps_si256(_mm256_cmp_ps(v, v, _CMP_UNORD_Q));
+    out = _mm256_blendv_epi8(out, _mm256_or_si256(high, _mm256_set1_epi32(0x40)), nan);
+    const __m256i denormal =
+        _mm256_cmpeq_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7f800000)), _mm256_setzero_si256());
+    out = _mm256_blendv_epi8(out, _mm256_and_si256(high, _mm256_set1_epi32(0x8000)), denormal);
+    // Every dword is below 2^16: the signed-saturating pack keeps it.
+    return _mm_packus_epi32(_mm256_castsi256_si128(out), _mm256_extracti128_si256(out, 1));
+  }
+  static void store_bf16_partial(uint16_t* p, V v, int lanes) {
+    const __m128i bf16 = to_bf16(v);
+    if (lanes == L) return _mm_storeu_si128(reinterpret_cast<__m128i*>(p), bf16);
+    alignas(16) uint16_t tmp[L];
+    _mm_store_si128(reinterpret_cast<__m128i*>(tmp), bf16);
+    std::memcpy(p, tmp, sizeof(uint16_t) * lanes);
+  }
   static V abs(V a) { return _mm256_andnot_ps(_mm256_set1_ps(-0.0f), a); }
   // 1 / a to ~2 ulp: 12-bit estimate and one Newton step (vdivps is several times slower).
   static V recip(V a) {

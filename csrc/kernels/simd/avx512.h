@@ -66,6 +66,30 @@ struct Avx512F32 {
   static V bit_or(V a, V b) { return _mm512_or_ps(a, b); }
   static bool any(V a) { return _mm512_test_epi32_mask(_mm512_castps_si512(a), _mm512_castps_si512(a)) != 0; }
   static void transpose_square(V* r) { transpose16x16(r); }
+
+  // 16 floats -> bf16 as vcvtneps2bf16 converts them (see
+  // formats/bf16_groups.h): that instruction where the file is built for it,
+  // else AVX512F/BW integer steps (int8 kernels on CPUs with VNNI but not
+  // BF16, such as Ice Lake and Cascade Lake, may write bf16 too).
+  static __m256i to_bf16(V v) {
+#ifdef __AVX512BF16__
+    return (__m256i)_mm512_cvtneps_pbh(v);
+#else
+    const __m512i bits = _mm512_castps_si512(v), high = _mm512_srli_epi32(bits, 16);
+    const __m512i bias = _mm512_add_epi32(_mm512_set1_epi32(0x7fff), _mm512_and_si512(high, _mm512_set1_epi32(1)));
+    __m512i out = _mm512_srli_epi32(_mm512_add_epi32(bits, bias), 16);
+    out = _mm512_mask_or_epi32(out, _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q), high, _mm512_set1_epi32(0x40));
+    const __mmask16 denormal = _mm512_testn_epi32_mask(bits, _mm512_set1_epi32(0x7f800000));
+    out = _mm512_mask_and_epi32(out, denormal, high, _mm512_set1_epi32(0x8000));
+    return _mm512_cvtepi32_epi16(out);
+#endif
+  }
+  static void store_bf16_partial(uint16_t* p, V v, int lanes) {
+    if (lanes == L)
+      _mm256_storeu_si256(reinterpret_cast<__m256i*>(p), to_bf16(v));
+    else
+      _mm256_mask_storeu_epi16(p, mask(lanes), to_bf16(v));
+  }
   static V abs(V a) { return _mm512_abs_ps(a); }
   // 1 / a to ~1 ulp: 14-bit estimate and one Newton step (vdivps is ~8x slower).
   static V recip(V a) {

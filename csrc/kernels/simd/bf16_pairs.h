@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cstdint>
+#include <cstring>
 
 #include "kernels/simd/avx512.h"
 
@@ -35,6 +36,24 @@ inline void interleave_bf16_pairs(const float* a, const float* b, int64_t n, uin
     const __m512bh both = _mm512_cvtne2ps_pbh(b ? _mm512_maskz_loadu_ps(m, b + c) : _mm512_setzero_ps(),
                                               _mm512_maskz_loadu_ps(m, a + c));
     _mm512_mask_storeu_epi32(dst + c, m, _mm512_permutexvar_epi16(order, (__m512i)both));
+  }
+}
+
+// dst[i] = (x[2i], x[2i + 1]) for i < (n + 1) / 2 of bf16 bit patterns: a
+// copy, with an odd n's last pair padded with 0 (as to_bf16_pairs pads).
+inline void copy_bf16_pairs(const uint16_t* x, int64_t n, uint32_t* dst) {
+  std::memcpy(dst, x, static_cast<size_t>(n / 2) * sizeof(uint32_t));
+  if (n % 2) dst[n / 2] = x[n - 1];
+}
+
+// dst[c] = (a[c], b[c]) for c < n of bf16 bit patterns, b null for zeros.
+inline void interleave_bf16_rows(const uint16_t* a, const uint16_t* b, int64_t n, uint32_t* dst) {
+  for (int64_t c = 0; c < n; c += 16) {
+    const __mmask16 m = Avx512F32::mask(static_cast<int>(std::min<int64_t>(16, n - c)));
+    const __m512i low = _mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, a + c));
+    const __m512i high = b ? _mm512_slli_epi32(_mm512_cvtepu16_epi32(_mm256_maskz_loadu_epi16(m, b + c)), 16)
+                           : _mm512_setzero_si512();
+    _mm512_mask_storeu_epi32(dst + c, m, _mm512_or_si512(low, high));
   }
 }
 

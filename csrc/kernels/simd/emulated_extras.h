@@ -115,11 +115,13 @@ inline float reduce_min_ps(simde__m512 a) {
   return reduce(in, [](float x, float y) { return x < y ? x : y; });
 }
 
-// Round to nearest even; a NaN stays a (quiet) NaN.
+// Round to nearest even; a NaN stays a (quiet) NaN; a denormal becomes a zero
+// of its sign (as the instruction does).
 inline uint16_t bf16_bits(float x) {
   uint32_t bits;
   std::memcpy(&bits, &x, sizeof(bits));
   if (std::isnan(x)) return static_cast<uint16_t>((bits >> 16) | 0x40);
+  if ((bits & 0x7f800000u) == 0) return static_cast<uint16_t>((bits >> 16) & 0x8000u);
   bits += 0x7fff + ((bits >> 16) & 1);
   return static_cast<uint16_t>(bits >> 16);
 }

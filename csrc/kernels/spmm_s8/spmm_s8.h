@@ -4,8 +4,10 @@
 // scale = (max - min) / 255 over the token's row, with 0 always representable)
 // and the result is dequantized in the epilogue:
 //   y[m, n] = act((acc[m, n] - zp[m] * row_sum[n]) * x_scale[m] * w_scale[n] + bias[n]) + residual[m, n]
-// Outputs: float32; int8 (y requantized as round(y / out_scale), saturated);
-// or the raw int32 accumulators of u8 activations given as they are (tests).
+// Outputs: float32; bf16 (the float32 result rounded as vcvtneps2bf16 rounds,
+// for a consumer that would round it so anyway: the bf16 attention); int8 (y
+// requantized as round(y / out_scale), saturated); or the raw int32
+// accumulators of u8 activations given as they are (tests).
 #pragma once
 
 #include <cstdint>
@@ -19,7 +21,7 @@
 
 namespace sparsecpu {
 
-enum class S8Output : int { f32 = 0, s8, s32 };
+enum class S8Output : int { f32 = 0, s8, s32, bf16 };
 
 struct SpmmS8Problem {
   // Activations (m, k): float (quantized per token here) or u8 (used as given).
@@ -36,7 +38,7 @@ struct SpmmS8Problem {
   S8Output output = S8Output::f32;
   Epilogue epilogue;
   float out_scale = 1.0f;  // s8 output
-  void* y = nullptr;       // float, int8 or int32 by `output`
+  void* y = nullptr;       // float, int8, int32 or bf16 (uint16_t) by `output`
   int64_t ldy = 0;
   int threads = 0;
 
@@ -86,5 +88,8 @@ void spmm_s8_dense_avx512_vnni(const SpmmS8Problem& p);
 void spmm_s8_semi24_avx2(const SpmmS8Problem& p);
 void spmm_s8_semi24_avx2_vnni(const SpmmS8Problem& p);
 void spmm_s8_semi24_avx512_vnni(const SpmmS8Problem& p);
+void spmm_s8_quads_avx512_bf16(const SpmmS8Problem& p);
+void spmm_s8_dense_avx512_bf16(const SpmmS8Problem& p);
+void spmm_s8_semi24_avx512_bf16(const SpmmS8Problem& p);
 
 }  // namespace sparsecpu

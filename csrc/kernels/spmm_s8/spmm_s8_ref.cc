@@ -5,6 +5,7 @@
 #include <limits>
 #include <vector>
 
+#include "formats/bf16_groups.h"
 #include "kernels/spmm_s8/spmm_s8.h"
 
 namespace sparsecpu {
@@ -96,6 +97,8 @@ void spmm_s8_ref(const SpmmS8Problem& p) {
       if (p.epilogue.residual) v += p.epilogue.residual[i * p.epilogue.ld_residual + j];
       if (p.output == S8Output::f32)
         static_cast<float*>(p.y)[i * p.ldy + j] = v;
+      else if (p.output == S8Output::bf16)
+        static_cast<uint16_t*>(p.y)[i * p.ldy + j] = bf16_from_float(v);
       else
         static_cast<int8_t*>(p.y)[i * p.ldy + j] = requantize_ref(v, p.out_scale);
     }

@@ -6,6 +6,9 @@ namespace sparsecpu {
 // Ordered from the highest ISA level down.
 const std::vector<SpmmS8Kernel>& spmm_s8_kernels() {
   static const std::vector<SpmmS8Kernel> kernels = {
+      {"spmm_s8_dense_avx512_bf16", Isa::avx512_bf16, true, spmm_s8_dense_avx512_bf16},
+      {"spmm_s8_quads_avx512_bf16", Isa::avx512_bf16, false, spmm_s8_quads_avx512_bf16},
+      {"spmm_s8_semi24_avx512_bf16", Isa::avx512_bf16, false, spmm_s8_semi24_avx512_bf16, true},
       {"spmm_s8_dense_avx512_vnni", Isa::avx512_vnni, true, spmm_s8_dense_avx512_vnni},
       {"spmm_s8_quads_avx512_vnni", Isa::avx512_vnni, false, spmm_s8_quads_avx512_vnni},
       {"spmm_s8_semi24_avx512_vnni", Isa::avx512_vnni, false, spmm_s8_semi24_avx512_vnni, true},

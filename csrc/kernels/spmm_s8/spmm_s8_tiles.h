@@ -127,8 +127,25 @@ S8Rows quantize_rows(const SpmmS8Problem& p, uint64_t call_id, int64_t group, in
   return S8Rows{rows.data.data(), p.x_u8 ? nullptr : quant.data.data(), first, ld_bytes};
 }
 
+// One whole vector of float results into float or bf16 outputs.
+template <class F>
+[[gnu::always_inline]] inline void store_vector(float* y, typename F::V v) {
+  F::store(y, v);
+}
+template <class F>
+[[gnu::always_inline]] inline void store_vector(uint16_t* y, typename F::V v) {
+  F::store_bf16_partial(y, v, F::L);
+}
+
+// fn(y) with p.y typed as the float or bf16 outputs it holds (only those).
+template <class Fn>
+[[gnu::always_inline]] inline void with_float_output(const SpmmS8Problem& p, const Fn& fn) {
+  if (p.output == S8Output::bf16) return fn(static_cast<uint16_t*>(p.y));
+  fn(static_cast<float*>(p.y));
+}
+
 // The last step of every float epilogue: y[token][c0 .. c0 + lanes) = v +
-// residual, stored as float or requantized to int8.
+// residual, stored as float or bf16, or requantized to int8.
 template <class S>
 [[gnu::always_inline]] inline void store_output_row(const SpmmS8Problem& p, typename S::F::V v, int64_t token,
                                                     int64_t c0, int lanes) {
@@ -137,6 +154,10 @@ template <class S>
   if (e.residual) v = F::add(v, F::load_partial(e.residual + token * e.ld_residual + c0, lanes));
   if (p.output == S8Output::f32) {
     F::store_partial(static_cast<float*>(p.y) + token * p.ldy + c0, v, lanes);
+    return;
+  }
+  if (p.output == S8Output::bf16) {
+    F::store_bf16_partial(static_cast<uint16_t*>(p.y) + token * p.ldy + c0, v, lanes);
     return;
   }
   alignas(64) float tmp[F::L];
@@ -433,14 +454,14 @@ template <class S>
 }
 
 // The common case of store_channel_sums, unrolled whole: S::L channels of NV *
-// S::L tokens of the call, float outputs into `dst` (token token_of(v, i) at
-// dst + token_of(v, i) * ld: y, or staged rows), activated with A, plus the
+// S::L tokens of the call, float or bf16 outputs into `dst` (token
+// token_of(v, i) at dst + token_of(v, i) * ld: y, or staged rows), activated with A, plus the
 // residual when kResidual (constants: no branch per vector). It takes what it
 // needs of p as arguments: a vector store may alias anything, so fields read
 // through p would be reloaded after every store.
-template <class S, int NV, Activation A, bool kResidual, class TokenOf>
+template <class S, int NV, Activation A, bool kResidual, class TokenOf, class Out>
 void store_whole_channel_sums(const int32_t* sums, int64_t stride, const TokenOf& token_of,
-                              const TokenQuantization* quant, const ChannelEpilogue<S>& ch, float* dst, int64_t ld,
+                              const TokenQuantization* quant, const ChannelEpilogue<S>& ch, Out* dst, int64_t ld,
                               const float* residual, int64_t ld_residual) {
   using F = typename S::F;
 #pragma GCC unroll 4
@@ -451,7 +472,7 @@ void store_whole_channel_sums(const int32_t* sums, int64_t stride, const TokenOf
     for (int i = 0; i < S::L; ++i) {  // token_of(v, i): a constant
       typename F::V out = activate<F>(dequantize_channels<S>(S::int_bits(block[i]), quant[token_of(v, i)], ch), A);
       if constexpr (kResidual) out = F::add(out, F::load(residual + token_of(v, i) * ld_residual));
-      F::store(dst + token_of(v, i) * ld, out);
+      store_vector<F>(dst + token_of(v, i) * ld, out);
     }
   }
 }
@@ -486,15 +507,18 @@ void store_channel_sums(const SpmmS8Problem& p, const int32_t* sums, int64_t str
     return store_whole_channel_sums<S, NV, Activation::none, false>(sums, stride, token_of, quant, ch, to.rows,
                                                                     to.ld_rows, nullptr, 0);
   const Epilogue& e = p.epilogue;
-  if (p.output == S8Output::f32 && channels == S::L && token0 + NV * S::L <= p.m) {  // every lane a token of the call
-    float* y = static_cast<float*>(p.y) + token0 * p.ldy + c0;
+  const bool float_output = p.output == S8Output::f32 || p.output == S8Output::bf16;
+  if (float_output && channels == S::L && token0 + NV * S::L <= p.m) {  // every lane a token of the call
     const float* residual = e.residual ? e.residual + token0 * e.ld_residual + c0 : nullptr;
-    return with_activation(e.activation, [&](auto a) {
-      if (residual)
-        return store_whole_channel_sums<S, NV, decltype(a)::value, true>(sums, stride, token_of, quant, ch, y, p.ldy,
-                                                                         residual, e.ld_residual);
-      store_whole_channel_sums<S, NV, decltype(a)::value, false>(sums, stride, token_of, quant, ch, y, p.ldy, nullptr,
-                                                                 0);
+    return with_float_output(p, [&](auto* y_of_call) {
+      auto* y = y_of_call + token0 * p.ldy + c0;
+      with_activation(e.activation, [&](auto a) {
+        if (residual)
+          return store_whole_channel_sums<S, NV, decltype(a)::value, true>(sums, stride, token_of, quant, ch, y,
+                                                                           p.ldy, residual, e.ld_residual);
+        store_whole_channel_sums<S, NV, decltype(a)::value, false>(sums, stride, token_of, quant, ch, y, p.ldy,
+                                                                   nullptr, 0);
+      });
     });
   }
   for (int v = 0; v < NV; ++v) {
@@ -510,38 +534,40 @@ void store_channel_sums(const SpmmS8Problem& p, const int32_t* sums, int64_t str
   }
 }
 
-// Whole staged rows of kOutputRowChannels -> float y, activated (A, a
-// constant: no branch per vector), with the residual.
-template <class S, Activation A>
-void write_whole_output_rows(const SpmmS8Problem& p, const float* rows, int64_t ld_rows, int64_t token0, int tokens,
-                             int64_t c0) {
+// Whole staged rows of kOutputRowChannels -> float or bf16 y (y_of_call),
+// activated (A, a constant: no branch per vector), with the residual.
+template <class S, Activation A, class Out>
+void write_whole_output_rows(const SpmmS8Problem& p, Out* y_of_call, const float* rows, int64_t ld_rows,
+                             int64_t token0, int tokens, int64_t c0) {
   using F = typename S::F;
   constexpr int kVectors = kOutputRowChannels / F::L;
   const Epilogue& e = p.epilogue;
   for (int t = 0; t < tokens; ++t) {
     const float* row = rows + t * ld_rows;
-    float* y = static_cast<float*>(p.y) + (token0 + t) * p.ldy + c0;
+    Out* y = y_of_call + (token0 + t) * p.ldy + c0;
     typename F::V v[kVectors];
     for (int i = 0; i < kVectors; ++i) v[i] = activate<F>(F::load(row + i * F::L), A);
     if (e.residual) {
       const float* residual = e.residual + (token0 + t) * e.ld_residual + c0;
       for (int i = 0; i < kVectors; ++i) v[i] = F::add(v[i], F::load(residual + i * F::L));
     }
-    for (int i = 0; i < kVectors; ++i) F::store(y + i * F::L, v[i]);  // unrolled: no memcpy call
+    for (int i = 0; i < kVectors; ++i) store_vector<F>(y + i * F::L, v[i]);  // unrolled: no memcpy call
   }
 }
 
 // Tokens [token0, token0 + tokens) x channels [c0, c0 + channels) of staged
 // rows (token t at rows + (t - token0) * ld_rows) -> y, activated, with the
-// residual, as float or requantized to int8.
+// residual, as float or bf16 or requantized to int8.
 template <class S>
 void write_output_rows(const SpmmS8Problem& p, const float* rows, int64_t ld_rows, int64_t token0, int tokens,
                        int64_t c0, int channels) {
   using F = typename S::F;
   const Activation activation = p.epilogue.activation;
-  if (p.output == S8Output::f32 && channels == kOutputRowChannels)
-    return with_activation(activation, [&](auto a) {
-      write_whole_output_rows<S, decltype(a)::value>(p, rows, ld_rows, token0, tokens, c0);
+  if ((p.output == S8Output::f32 || p.output == S8Output::bf16) && channels == kOutputRowChannels)
+    return with_float_output(p, [&](auto* y) {
+      with_activation(activation, [&](auto a) {
+        write_whole_output_rows<S, decltype(a)::value>(p, y, rows, ld_rows, token0, tokens, c0);
+      });
     });
   for (int t = 0; t < tokens; ++t)
     for (int c = 0; c < channels; c += F::L) {
@@ -663,7 +689,7 @@ void run_quads(const SpmmS8Problem& p) {
   constexpr int kTileTokens = 4 * S::L;
   static_assert(16 <= kOutputRowChannels, "a block row (at most 16 channels) fits an output unit");
   const int64_t rows_per_piece = std::max(1, S::L / w.rows);
-  const int64_t y_row_bytes = p.ldy * (p.output == S8Output::s8 ? 1 : 4);
+  const int64_t y_row_bytes = p.ldy * (p.output == S8Output::s8 ? 1 : p.output == S8Output::bf16 ? 2 : 4);
   const bool staged = p.output != S8Output::s32 && stage_output_rows(p.m, y_row_bytes);
   const int64_t rows_per_unit = staged ? block_rows_per_output_unit(w.rows, rows_per_piece) : rows_per_piece;
   TileSchedule s;
