@@ -176,10 +176,12 @@ def test_int8_qkv_hands_the_bf16_attention_bf16_with_the_same_results(compiled, 
 
 
 @pytest.mark.kernels
-@pytest.mark.parametrize("read_again", [None, "residual", "between"])
+@pytest.mark.parametrize("read_again", [None, "residual", "between", "own residual"])
 def test_a_qkv_buffer_another_op_reads_stays_float(read_again, rng):
     """The bf16 hand-over only where the attention alone reads the projection's output: not when
-    an op reads that buffer after the attention (as a residual here) or before it."""
+    an op reads that buffer after the attention (as a residual here) or before it, nor when the
+    projection reads it itself (its residual is its output). One sequence per pass: the hand-over
+    repeats in every pass."""
     if not any(ok and name == "attention_avx512_bf16" for name, _, ok in _core.attention_kernels()):
         pytest.skip("no attention kernel here takes bf16 Q, K and V")
     width, heads, head_dim = 32, 2, 16
@@ -188,7 +190,10 @@ def test_a_qkv_buffer_another_op_reads_stays_float(read_again, rng):
     table = lambda rows: rng.standard_normal((rows, width)).astype(np.float32)  # noqa: E731
     plan.set_embedding(table(50), table(16), None, "absolute", -1, hidden)
     projection = rng.standard_normal((3 * width, width)).astype(np.float32)
-    plan.add_linear("qkv", _core.LinearS8(projection, None, "dense", 1, 1, "none"), hidden, qkv)
+    if read_again == "own residual":  # qkv = first + int8 projection, in place
+        plan.add_linear("first", _core.LinearF32(projection, None, "dense", 1, 1, "none", ""), hidden, qkv)
+    plan.add_linear("qkv", _core.LinearS8(projection, None, "dense", 1, 1, "none"), hidden, qkv,
+                    qkv if read_again == "own residual" else -1)
     if read_again == "between":
         plan.add_linear("between", _core.LinearF32(np.eye(width, 3 * width, dtype=np.float32), None, "dense", 1, 1,
                                                    "none", ""), qkv, hidden)
@@ -198,6 +203,7 @@ def test_a_qkv_buffer_another_op_reads_stays_float(read_again, rng):
     plan.set_output(out)
     fused = {op["name"] for op in plan.ops() if op["bf16_qkv"]}
     assert fused == (set() if read_again else {"qkv", "attention"})
+    plan.tokens_per_pass = 9
     ids = rng.integers(0, 50, (2, 9)).astype(np.int64)
     fast = plan.run(ids)
     plan.bf16_attention_inputs = False

@@ -299,10 +299,12 @@ BF16_SPECIALS = np.array([0x3F808000, 0x3F818000, 0x3F800001, 0x7F7FFFFF, 0x7F80
 
 @pytest.mark.parametrize("m", [1, 33, 70])
 @pytest.mark.parametrize("n", [37, 1024])  # 1024: staged rows (output_rows.h) from 32 tokens on
-def test_bf16_outputs_are_the_float_outputs_rounded(m, n):
+@pytest.mark.parametrize("block_rows", [4, 3])  # 3: staged units of 63 channels, short pieces
+def test_bf16_outputs_are_the_float_outputs_rounded(m, n, block_rows):
     """forward_bf16 (what an int8 QKV projection writes for the bf16 attention) gives the float
-    results rounded as vcvtneps2bf16 rounds them, bit for bit, on every kernel: with zero
-    activations the result is bias + residual, so the special values reach the conversion."""
+    results rounded as vcvtneps2bf16 rounds them, bit for bit, on every kernel, activation and
+    thread count: with zero activations the result is bias + residual, so the special values
+    reach the conversion."""
     rng = seeded("bf16 out", m, n)
     k = 24
     w = rng.standard_normal((n, k)).astype(np.float32)
@@ -316,10 +318,13 @@ def test_bf16_outputs_are_the_float_outputs_rounded(m, n):
     x = rng.standard_normal((m, k)).astype(np.float32)
     for kernel in (kk for kk in _core.spmm_s8_kernels() if kk.usable):
         layout = "dense" if kernel.dense else "2:4" if kernel.semi24 else "blocks"
-        for activation in ("none", "gelu"):
-            lin = _core.LinearS8(w, bias, layout, 4, 1, activation, kernel.name)
+        if layout != "blocks" and block_rows != 4:
+            continue
+        for activation in ("none", "gelu", "relu"):
+            lin = _core.LinearS8(w, bias, layout, block_rows, 1, activation, kernel.name)
             for inputs, res in ((zeros, None), (zeros, residual), (x, residual)):
-                expected = bf16_bits(lin.forward(inputs, res, 1))
-                got = lin.forward_bf16(inputs, res, 1)
-                assert got.dtype == np.uint16
-                np.testing.assert_array_equal(got, expected, err_msg=f"{kernel.name} {activation}")
+                for threads in (1, 2):
+                    expected = bf16_bits(lin.forward(inputs, res, threads))
+                    got = lin.forward_bf16(inputs, res, threads)
+                    assert got.dtype == np.uint16
+                    np.testing.assert_array_equal(got, expected, err_msg=f"{kernel.name} {activation} {threads}")

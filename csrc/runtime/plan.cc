@@ -150,6 +150,11 @@ void Plan::collect_input_square_sums(bool on) {
   collecting_ = on;
 }
 
+void Plan::set_bf16_attention_inputs(bool on) {
+  std::lock_guard<std::mutex> lock(mutex_);
+  bf16_attention_inputs_ = on;
+}
+
 std::vector<bool> Plan::bf16_qkv_ops() const {
   std::vector<bool> bf16(ops_.size(), false);
   if (!bf16_attention_inputs_) return bf16;
@@ -157,7 +162,9 @@ std::vector<bool> Plan::bf16_qkv_ops() const {
   for (size_t i = 0; i < ops_.size(); ++i) {
     const PlanOp& linear = ops_[i];
     const int x = linear.output;
-    if (linear.kind != OpKind::linear || !linear.linear_s8 || x == output_) continue;
+    // x must not be the linear's own input or residual either: bf16 values
+    // land at other floats' addresses, which other tiles may not have read.
+    if (linear.kind != OpKind::linear || !linear.linear_s8 || x == output_ || reads(linear, x)) continue;
     // The next op that touches x must be the attention reading it, and after
     // that none may read x before it is written again.
     size_t j = i + 1;

@@ -81,7 +81,7 @@ class Plan {
   // kernel reads writes it as bf16 (on by default: the attention would round
   // it so itself; half the bytes to write and read). Off: float, as elsewhere.
   bool bf16_attention_inputs() const { return bf16_attention_inputs_; }
-  void set_bf16_attention_inputs(bool on) { bf16_attention_inputs_ = on; }
+  void set_bf16_attention_inputs(bool on);
   // Per op: whether it writes (linear) or reads (attention) bf16 Q, K and V
   // with the kernels selected now (see bf16_attention_inputs).
   std::vector<bool> bf16_qkv_ops() const;

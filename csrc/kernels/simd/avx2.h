@@ -101,7 +101,7 @@ struct Avx2F32 {
     const __m256i denormal =
         _mm256_cmpeq_epi32(_mm256_and_si256(bits, _mm256_set1_epi32(0x7f800000)), _mm256_setzero_si256());
     out = _mm256_blendv_epi8(out, _mm256_and_si256(high, _mm256_set1_epi32(0x8000)), denormal);
-    // Every dword is below 2^16: the signed-saturating pack keeps it.
+    // Every dword is below 2^16: the pack (signed dwords to unsigned words, saturating) keeps it.
     return _mm_packus_epi32(_mm256_castsi256_si128(out), _mm256_extracti128_si256(out, 1));
   }
   static void store_bf16_partial(uint16_t* p, V v, int lanes) {

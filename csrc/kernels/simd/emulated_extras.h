@@ -70,6 +70,32 @@ inline void mask_storeu(void* p, uint16_t k, Vec v) {
     if (k >> i & 1) std::memcpy(static_cast<char*>(p) + i * sizeof(T), &lanes[i], sizeof(T));
 }
 
+// vpmovdw: each dword's low 16 bits.
+inline simde__m256i cvtepi32_epi16(simde__m512i a) {
+  int32_t in[16];
+  uint16_t out[16];
+  lanes_of(a, in);
+  for (int i = 0; i < 16; ++i) out[i] = static_cast<uint16_t>(in[i]);
+  return vector_of<simde__m256i>(out);
+}
+
+inline simde__m512i cvtepu16_epi32(simde__m256i a) {
+  uint16_t in[16];
+  int32_t out[16];
+  lanes_of(a, in);
+  for (int i = 0; i < 16; ++i) out[i] = in[i];
+  return vector_of<simde__m512i>(out);
+}
+
+inline uint16_t testn_epi32_mask(simde__m512i a, simde__m512i b) {
+  uint32_t x[16], y[16];
+  lanes_of(a, x);
+  lanes_of(b, y);
+  uint16_t k = 0;
+  for (int i = 0; i < 16; ++i) k |= static_cast<uint16_t>((x[i] & y[i]) == 0) << i;
+  return k;
+}
+
 // Exact 1 / a: within the 2^-14 relative error vrcp14ps promises, though not its bits.
 inline simde__m512 rcp14_ps(simde__m512 a) {
   float in[16];
@@ -162,6 +188,11 @@ inline simde__m512 shuffle_f32x4(simde__m512 a, simde__m512 b, int imm8) {
 #define _mm512_mask_storeu_epi32(p, k, v) (sparsecpu::emulated::mask_storeu<int32_t, simde__m512i>((p), (k), (v)))
 #define _mm512_mask_storeu_ps(p, k, v) (sparsecpu::emulated::mask_storeu<float, simde__m512>((p), (k), (v)))
 #define _mm512_rcp14_ps(a) sparsecpu::emulated::rcp14_ps(a)
+#define _mm512_cvtepi32_epi16(a) sparsecpu::emulated::cvtepi32_epi16(a)
+#define _mm512_cvtepu16_epi32(a) sparsecpu::emulated::cvtepu16_epi32(a)
+#define _mm512_testn_epi32_mask(a, b) sparsecpu::emulated::testn_epi32_mask(a, b)
+#define _mm256_maskz_loadu_epi16(k, p) (sparsecpu::emulated::maskz_loadu<uint16_t, simde__m256i>((k), (p)))
+#define _mm256_mask_storeu_epi16(p, k, v) (sparsecpu::emulated::mask_storeu<uint16_t, simde__m256i>((p), (k), (v)))
 #define _mm512_reduce_add_epi32(a) sparsecpu::emulated::reduce_add_epi32(a)
 #define _mm512_reduce_add_ps(a) sparsecpu::emulated::reduce_add_ps(a)
 #define _mm512_reduce_max_ps(a) sparsecpu::emulated::reduce_max_ps(a)

@@ -459,15 +459,20 @@ template <class S>
 // residual when kResidual (constants: no branch per vector). It takes what it
 // needs of p as arguments: a vector store may alias anything, so fields read
 // through p would be reloaded after every store.
+// `channels` (<= S::L) rows of sums are read; staged rows take whole vectors
+// whatever the count (lanes past it are never written out).
 template <class S, int NV, Activation A, bool kResidual, class TokenOf, class Out>
-void store_whole_channel_sums(const int32_t* sums, int64_t stride, const TokenOf& token_of,
+void store_whole_channel_sums(const int32_t* sums, int64_t stride, int channels, const TokenOf& token_of,
                               const TokenQuantization* quant, const ChannelEpilogue<S>& ch, Out* dst, int64_t ld,
                               const float* residual, int64_t ld_residual) {
   using F = typename S::F;
 #pragma GCC unroll 4
   for (int v = 0; v < NV; ++v) {
     typename F::V block[S::L];
-    load_transposed_sums<S>(sums, stride, v, S::L, block);
+    if (channels == S::L)  // a constant count: no test per row
+      load_transposed_sums<S>(sums, stride, v, S::L, block);
+    else
+      load_transposed_sums<S>(sums, stride, v, channels, block);
 #pragma GCC unroll 16
     for (int i = 0; i < S::L; ++i) {  // token_of(v, i): a constant
       typename F::V out = activate<F>(dequantize_channels<S>(S::int_bits(block[i]), quant[token_of(v, i)], ch), A);
@@ -504,8 +509,8 @@ void store_channel_sums(const SpmmS8Problem& p, const int32_t* sums, int64_t str
   }
   const ChannelEpilogue<S> ch(p, c0, channels);
   if (to.rows)  // staged rows hold whole vectors, padding tokens included; activated at the write-out
-    return store_whole_channel_sums<S, NV, Activation::none, false>(sums, stride, token_of, quant, ch, to.rows,
-                                                                    to.ld_rows, nullptr, 0);
+    return store_whole_channel_sums<S, NV, Activation::none, false>(sums, stride, channels, token_of, quant, ch,
+                                                                    to.rows, to.ld_rows, nullptr, 0);
   const Epilogue& e = p.epilogue;
   const bool float_output = p.output == S8Output::f32 || p.output == S8Output::bf16;
   if (float_output && channels == S::L && token0 + NV * S::L <= p.m) {  // every lane a token of the call
@@ -514,10 +519,10 @@ void store_channel_sums(const SpmmS8Problem& p, const int32_t* sums, int64_t str
       auto* y = y_of_call + token0 * p.ldy + c0;
       with_activation(e.activation, [&](auto a) {
         if (residual)
-          return store_whole_channel_sums<S, NV, decltype(a)::value, true>(sums, stride, token_of, quant, ch, y,
-                                                                           p.ldy, residual, e.ld_residual);
-        store_whole_channel_sums<S, NV, decltype(a)::value, false>(sums, stride, token_of, quant, ch, y, p.ldy,
-                                                                   nullptr, 0);
+          return store_whole_channel_sums<S, NV, decltype(a)::value, true>(sums, stride, S::L, token_of, quant, ch,
+                                                                           y, p.ldy, residual, e.ld_residual);
+        store_whole_channel_sums<S, NV, decltype(a)::value, false>(sums, stride, S::L, token_of, quant, ch, y,
+                                                                   p.ldy, nullptr, 0);
       });
     });
   }
