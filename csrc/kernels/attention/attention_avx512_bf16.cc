@@ -73,11 +73,12 @@ void pack_value_pairs(const AttentionProblem& p, int64_t b, int64_t h, Bf16Atten
 
 // scores[r][j] = scale * q_r . k_j for a pass of Rows queries, 32 keys at a
 // time; top[r]: the lane-wise maximum of row r over its n_keys real keys
-// (the softmax's first pass, taken while the scores are in registers).
+// (the softmax's first pass), taken after the products over the stored rows,
+// all rows at once: tracked in the product loop, the 8 maxima took registers
+// the compiler then found by spilling the key vectors (a reload per product).
 template <int Rows>
 void score_rows(const Bf16AttentionScratch& s, int64_t pairs, int64_t n_keys, int64_t keys_padded, float scale,
                 const uint32_t* const* query, float* const* weights_of_row, __m512 (&top)[Rows]) {
-  for (int r = 0; r < Rows; ++r) top[r] = _mm512_set1_ps(-INFINITY);
   for (int64_t j = 0; j < keys_padded; j += 2 * kKeyGroup) {
     __m512 acc[Rows][2];
     for (int r = 0; r < Rows; ++r) acc[r][0] = acc[r][1] = _mm512_setzero_ps();
@@ -93,15 +94,16 @@ void score_rows(const Bf16AttentionScratch& s, int64_t pairs, int64_t n_keys, in
       }
     }
     const __m512 vscale = _mm512_set1_ps(scale);
-    const __mmask16 real0 = S::mask(static_cast<int>(std::clamp<int64_t>(n_keys - j, 0, kKeyGroup)));
-    const __mmask16 real1 = S::mask(static_cast<int>(std::clamp<int64_t>(n_keys - j - kKeyGroup, 0, kKeyGroup)));
     for (int r = 0; r < Rows; ++r) {
-      const __m512 w0 = _mm512_mul_ps(acc[r][0], vscale), w1 = _mm512_mul_ps(acc[r][1], vscale);
-      top[r] = _mm512_mask_max_ps(top[r], real0, top[r], w0);
-      top[r] = _mm512_mask_max_ps(top[r], real1, top[r], w1);
-      _mm512_storeu_ps(weights_of_row[r] + j, w0);
-      _mm512_storeu_ps(weights_of_row[r] + j + kKeyGroup, w1);
+      _mm512_storeu_ps(weights_of_row[r] + j, _mm512_mul_ps(acc[r][0], vscale));
+      _mm512_storeu_ps(weights_of_row[r] + j + kKeyGroup, _mm512_mul_ps(acc[r][1], vscale));
     }
+  }
+  for (int r = 0; r < Rows; ++r) top[r] = _mm512_set1_ps(-INFINITY);
+  for (int64_t j = 0; j < keys_padded; j += kKeyGroup) {
+    const __mmask16 real = S::mask(static_cast<int>(std::clamp<int64_t>(n_keys - j, 0, kKeyGroup)));
+    for (int r = 0; r < Rows; ++r)
+      top[r] = _mm512_mask_max_ps(top[r], real, top[r], _mm512_loadu_ps(weights_of_row[r] + j));
   }
 }
 
