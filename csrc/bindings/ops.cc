@@ -32,7 +32,9 @@ void bind_ops(py::module_& m) {
         "(name, isa, usable) of every attention kernel, highest ISA level first.");
   m.def(
       "attention_kernel_for",
-      [](const std::string& products) { return std::string(select_attention_kernel(attention_products_from_name(products)).name); },
+      [](const std::string& products) {
+        return std::string(select_attention_kernel(attention_products_from_name(products)).name);
+      },
       py::arg("products"),
       "The attention kernel a plan runs for products 'fp32' (fp32 models) or 'bf16' (int8 and bf16 models allow it).");
   m.def("layernorm_kernels", [] { return describe(layernorm_kernels()); },

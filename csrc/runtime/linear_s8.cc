@@ -72,33 +72,31 @@ SpmmS8Problem LinearS8::problem(int64_t m, S8Output output, void* y, int threads
   return p;
 }
 
-void LinearS8::forward(const float* x, int64_t m, int64_t ldx, const float* residual, float* y, int threads) const {
-  SpmmS8Problem p = problem(m, S8Output::f32, y, threads);
+SpmmS8Problem LinearS8::float_input_problem(const float* x, int64_t m, int64_t ldx, const float* residual,
+                                            S8Output output, void* y, int threads) const {
+  SpmmS8Problem p = problem(m, output, y, threads);
   p.x_f32 = x;
   p.ldx = ldx;
   p.epilogue.residual = residual;
-  kernel_->run(p);
+  return p;
+}
+
+void LinearS8::forward(const float* x, int64_t m, int64_t ldx, const float* residual, float* y, int threads) const {
+  kernel_->run(float_input_problem(x, m, ldx, residual, S8Output::f32, y, threads));
 }
 
 void LinearS8::forward_s8(const float* x, int64_t m, int64_t ldx, const float* residual, float out_scale, int8_t* y,
                           int threads) const {
   if (!(out_scale > 0.0f) || !std::isfinite(out_scale))
     throw std::invalid_argument("out_scale must be a positive finite number, got " + std::to_string(out_scale));
-  SpmmS8Problem p = problem(m, S8Output::s8, y, threads);
-  p.x_f32 = x;
-  p.ldx = ldx;
-  p.epilogue.residual = residual;
+  SpmmS8Problem p = float_input_problem(x, m, ldx, residual, S8Output::s8, y, threads);
   p.out_scale = out_scale;
   kernel_->run(p);
 }
 
 void LinearS8::forward_bf16(const float* x, int64_t m, int64_t ldx, const float* residual, uint16_t* y,
                             int threads) const {
-  SpmmS8Problem p = problem(m, S8Output::bf16, y, threads);
-  p.x_f32 = x;
-  p.ldx = ldx;
-  p.epilogue.residual = residual;
-  kernel_->run(p);
+  kernel_->run(float_input_problem(x, m, ldx, residual, S8Output::bf16, y, threads));
 }
 
 void LinearS8::forward_s32(const uint8_t* x, int64_t m, int32_t* y, int threads) const {

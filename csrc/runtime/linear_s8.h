@@ -42,6 +42,8 @@ class LinearS8 {
  private:
   void pack(const int8_t* w, WeightLayout layout, BlockShape block, const std::string& kernel_name);
   SpmmS8Problem problem(int64_t m, S8Output output, void* y, int threads) const;
+  SpmmS8Problem float_input_problem(const float* x, int64_t m, int64_t ldx, const float* residual, S8Output output,
+                                    void* y, int threads) const;
 
   int64_t n_, k_;
   WeightLayout layout_ = WeightLayout::blocks;

@@ -3,9 +3,9 @@
 // FMA rate per instruction. Q, K, the softmax weights and V are rounded to
 // bf16 (8 significant bits, as the int8 models' activations are to 8 bits);
 // the scores, softmax and sums stay fp32. Q, K and V may come as bf16
-// already (qkv_bf16: the same values, rounded by the layer that wrote them). Same tasks, key panels and masking
-// as the fp32 kernels (attention_tiles.h), with dwords of bf16 pairs where
-// those hold floats:
+// already (qkv_bf16: the same values, rounded by the layer that wrote them).
+// Same tasks, key panels and masking as the fp32 kernels (attention_tiles.h),
+// with dwords of bf16 pairs where those hold floats:
 //   scores:  key panel dword (pair c, key i) = (K_i[2c], K_i[2c+1]), the query's
 //            pair broadcast: lanes are 16 keys, the pairs run over head_dim;
 //   values:  dword (key pair j, channel c) = (V[2j][c], V[2j+1][c]), the pair of
@@ -36,6 +36,15 @@ __attribute__((noinline)) Bf16AttentionScratch& bf16_attention_scratch() {  // s
   return scratch;
 }
 
+// The bf16 pairs of head_dim values of qkv from element `at` (Q or K of one
+// token and head): copied when the layer before wrote bf16, else rounded.
+void row_pairs(const AttentionProblem& p, int64_t at, uint32_t* dst) {
+  if (p.qkv_bf16)
+    copy_bf16_pairs(p.qkv_bf16 + at, p.head_dim, dst);
+  else
+    to_bf16_pairs(p.qkv + at, p.head_dim, dst);
+}
+
 // Keys of head h in groups of 16: panel[(g * pairs + c) * 16 + i] = pair c of key 16 g + i.
 void pack_key_pairs(const AttentionProblem& p, int64_t b, int64_t h, int64_t pairs, int64_t keys_padded,
                     Bf16AttentionScratch& s) {
@@ -44,13 +53,8 @@ void pack_key_pairs(const AttentionProblem& p, int64_t b, int64_t h, int64_t pai
   s.gathered.resize(static_cast<size_t>(kKeyGroup * pairs));
   for (int64_t first = 0; first < keys_padded; first += kKeyGroup) {
     const int rows = static_cast<int>(std::clamp<int64_t>(n_keys - first, 0, kKeyGroup));
-    for (int i = 0; i < rows; ++i) {
-      const int64_t at = (b * p.seq + s.keys[first + i]) * p.ld_qkv + p.k_offset + h * d;
-      if (p.qkv_bf16)
-        copy_bf16_pairs(p.qkv_bf16 + at, d, s.gathered.data() + i * pairs);
-      else
-        to_bf16_pairs(p.qkv + at, d, s.gathered.data() + i * pairs);
-    }
+    for (int i = 0; i < rows; ++i)
+      row_pairs(p, (b * p.seq + s.keys[first + i]) * p.ld_qkv + p.k_offset + h * d, s.gathered.data() + i * pairs);
     // The transpose moves 32-bit lanes as they are: pairs pass as float bit patterns.
     S::transpose_to_panel(reinterpret_cast<const float*>(s.gathered.data()), pairs, rows, pairs,
                           reinterpret_cast<float*>(s.key_panel.data() + first * pairs));
@@ -174,11 +178,7 @@ void attention_avx512_bf16(const AttentionProblem& p) {
       for (int r = 0; r < kRows; ++r) {
         const int64_t token = b * p.seq + i0 + std::min(r, rows - 1);
         uint32_t* q = s.query_pairs.data() + r * pairs;
-        const int64_t at = token * p.ld_qkv + p.q_offset + h * d;
-        if (p.qkv_bf16)
-          copy_bf16_pairs(p.qkv_bf16 + at, d, q);
-        else
-          to_bf16_pairs(p.qkv + at, d, q);
+        row_pairs(p, token * p.ld_qkv + p.q_offset + h * d, q);
         query[r] = q;
         out_of_row[r] = p.out + token * p.ld_out + h * d;
         weights_of_row[r] = s.weights.data() + r * keys_padded;

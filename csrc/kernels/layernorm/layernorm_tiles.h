@@ -30,7 +30,8 @@ void layernorm_simd(const LayerNormProblem& p) {
         for (int u = 0; u < 4; ++u) sum[u] = S::add(sum[u], S::load(x + c + u * L));
       for (; c < full; c += L) sum[0] = S::add(sum[0], S::load(x + c));
       if (tail) sum[0] = S::add(sum[0], S::load_partial(x + full, tail));
-      const float mean = S::reduce_add(S::add(S::add(sum[0], sum[1]), S::add(sum[2], sum[3]))) / static_cast<float>(p.width);
+      const V all_sums = S::add(S::add(sum[0], sum[1]), S::add(sum[2], sum[3]));
+      const float mean = S::reduce_add(all_sums) / static_cast<float>(p.width);
       const V vmean = S::set1(mean);
       V squares[4] = {S::zero(), S::zero(), S::zero(), S::zero()};
       for (c = 0; c + 4 * L <= full; c += 4 * L)

@@ -137,6 +137,11 @@ template <class F>
   F::store_bf16_partial(y, v, F::L);
 }
 
+// Whether p writes float or bf16 outputs (the ones with_float_output types).
+inline bool writes_floats(const SpmmS8Problem& p) {
+  return p.output == S8Output::f32 || p.output == S8Output::bf16;
+}
+
 // fn(y) with p.y typed as the float or bf16 outputs it holds (only those).
 template <class Fn>
 [[gnu::always_inline]] inline void with_float_output(const SpmmS8Problem& p, const Fn& fn) {
@@ -436,12 +441,6 @@ struct ChannelSumsTo {
   static ChannelSumsTo y() { return {nullptr, 0}; }
 };
 
-// Staged int32 sums of `channels` (<= S::L) consecutive output channels from
-// c0, one row of `stride` per channel whose vector v lane i holds token
-// token0 + token_of(v, i) -> `to`, with the epilogue. S::L x S::L blocks are
-// transposed in registers, so the epilogue runs on vectors of channels with
-// per-channel operands loaded once (as the dense kernels' does).
-// quant: the quantization of token token0 + t at quant[t], for every lane.
 // Loads S::L channel rows of staged int32 sums (vector v of each, `channels`
 // real) and transposes them: block[i] holds lane i's channels.
 template <class S>
@@ -512,8 +511,7 @@ void store_channel_sums(const SpmmS8Problem& p, const int32_t* sums, int64_t str
     return store_whole_channel_sums<S, NV, Activation::none, false>(sums, stride, channels, token_of, quant, ch,
                                                                     to.rows, to.ld_rows, nullptr, 0);
   const Epilogue& e = p.epilogue;
-  const bool float_output = p.output == S8Output::f32 || p.output == S8Output::bf16;
-  if (float_output && channels == S::L && token0 + NV * S::L <= p.m) {  // every lane a token of the call
+  if (writes_floats(p) && channels == S::L && token0 + NV * S::L <= p.m) {  // every lane a token of the call
     const float* residual = e.residual ? e.residual + token0 * e.ld_residual + c0 : nullptr;
     return with_float_output(p, [&](auto* y_of_call) {
       auto* y = y_of_call + token0 * p.ldy + c0;
@@ -568,7 +566,7 @@ void write_output_rows(const SpmmS8Problem& p, const float* rows, int64_t ld_row
                        int64_t c0, int channels) {
   using F = typename S::F;
   const Activation activation = p.epilogue.activation;
-  if ((p.output == S8Output::f32 || p.output == S8Output::bf16) && channels == kOutputRowChannels)
+  if (writes_floats(p) && channels == kOutputRowChannels)
     return with_float_output(p, [&](auto* y) {
       with_activation(activation, [&](auto a) {
         write_whole_output_rows<S, decltype(a)::value>(p, y, rows, ld_rows, token0, tokens, c0);
