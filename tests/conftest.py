@@ -5,7 +5,12 @@ import sys
 import numpy as np
 import pytest
 
-import sparsecpu as sc
+# The tests expect bf16-product kernels wherever the ISA level has AVX512-BF16,
+# whatever a timing probe would choose on the machine (the probe itself is tested
+# in test_cpu_and_threads.py, in subprocesses).
+os.environ.setdefault("SPARSECPU_BF16_PRODUCTS", "on")
+
+import sparsecpu as sc  # noqa: E402
 
 ISA_ORDER = ["ref", "avx2", "avx2_vnni", "avx512", "avx512_vnni", "avx512_bf16"]
 

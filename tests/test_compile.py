@@ -140,8 +140,9 @@ def test_2_4_pruned_layers_run_2_4_kernels(dtype):
 @pytest.mark.kernels
 def test_int8_and_bf16_models_allow_bf16_attention_and_fp32_models_do_not(compiled):
     """int8 and bf16 models round attention's Q, K, weights and V to bf16 where the CPU has an
-    AVX512-BF16 kernel (forced ISA levels below it run fp32 kernels); fp32 models never do."""
-    bf16_usable = any(ok and name.endswith("_bf16") for name, _, ok in _core.attention_kernels())
+    AVX512-BF16 kernel and bf16 products pay (forced ISA levels below it, or SPARSECPU_BF16_PRODUCTS=off,
+    run fp32 kernels); fp32 models never do."""
+    bf16_usable = _core.attention_kernel_for("bf16").endswith("_bf16")
     models = dict(compiled)
     models["tiny_bert", "bf16"] = sc.compile(os.path.join(DATA, "tiny_bert"), dtype="bf16")
     for (family, dtype), m in models.items():
@@ -155,7 +156,7 @@ def test_int8_qkv_hands_the_bf16_attention_bf16_with_the_same_results(compiled, 
     """Where the attention kernel takes bf16 Q, K and V, an int8 model's QKV projection writes them
     as bf16 (the values the kernel would round them to itself): the outputs equal those of the
     float hand-over bit for bit. fp32 models, and CPUs without the kernel, hand over floats."""
-    bf16_qkv = any(ok and name == "attention_avx512_bf16" for name, _, ok in _core.attention_kernels())
+    bf16_qkv = _core.attention_kernel_for("bf16") == "attention_avx512_bf16"
     for (family, dtype), m in compiled.items():
         ops = m._plan.ops()
         fused = [op for op in ops if op["bf16_qkv"]]
@@ -182,8 +183,8 @@ def test_a_qkv_buffer_another_op_reads_stays_float(read_again, rng):
     an op reads that buffer after the attention (as a residual here) or before it, nor when the
     projection reads it itself (its residual is its output). One sequence per pass: the hand-over
     repeats in every pass."""
-    if not any(ok and name == "attention_avx512_bf16" for name, _, ok in _core.attention_kernels()):
-        pytest.skip("no attention kernel here takes bf16 Q, K and V")
+    if _core.attention_kernel_for("bf16") != "attention_avx512_bf16":
+        pytest.skip("no attention kernel here takes bf16 Q, K and V (or bf16 products are off)")
     width, heads, head_dim = 32, 2, 16
     plan = _core.Plan()
     hidden, qkv, context, out = (plan.add_buffer(w) for w in (width, 3 * width, width, 3 * width))

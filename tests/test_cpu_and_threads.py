@@ -1,3 +1,4 @@
+import json
 import os
 import sys
 
@@ -63,6 +64,40 @@ def test_bad_num_threads_environment_fails_import():
     out = run_python("import sparsecpu", SPARSECPU_NUM_THREADS="-2")
     assert out.returncode != 0
     assert "SPARSECPU_NUM_THREADS" in out.stderr and "-2" in out.stderr
+
+
+BF16_PRODUCTS_CHOICE = """
+import json, numpy as np, sparsecpu as sc
+from sparsecpu import _core
+lin = sc.SparseLinear(np.ones((32, 32), np.float32), pattern="dense", dtype="bf16")
+print(json.dumps(dict(_core.bf16_products(), attention=_core.attention_kernel_for("bf16"), dense_bf16=lin.kernel)))
+"""
+
+
+@pytest.mark.parametrize("setting", ["auto", "on", "off"])
+def test_bf16_products_setting_decides_the_bf16_kernels(setting, cpu):
+    """int8 and bf16 models' attention and dense bf16 layers run bf16 products only where they pay:
+    'auto' measures vdpbf16ps against vfmadd231ps (bf16 at 1.25x the rate or more), 'on' takes them
+    wherever the ISA level has AVX512-BF16, 'off' never; otherwise fp32 kernels on the rounded values."""
+    out = run_python(BF16_PRODUCTS_CHOICE, SPARSECPU_BF16_PRODUCTS=setting)
+    assert out.returncode == 0, out.stderr
+    choice = json.loads(out.stdout)
+    has_bf16 = cpu["isa"] == "avx512_bf16"
+    if not has_bf16:
+        assert not choice["use"] and "AVX512-BF16" in choice["reason"]
+    elif setting == "auto":
+        assert choice["bf16_gflops"] > 0 and choice["fp32_gflops"] > 0, choice
+        assert choice["use"] == (choice["bf16_gflops"] >= 1.25 * choice["fp32_gflops"]), choice
+    else:
+        assert choice["use"] == (setting == "on") and setting in choice["reason"], choice
+    assert choice["attention"].endswith("_bf16") == choice["use"], choice
+    assert (choice["dense_bf16"] == "gemm_bf16_avx512_bf16") == choice["use"], choice
+
+
+def test_bad_bf16_products_setting_fails_import():
+    out = run_python("import sparsecpu", SPARSECPU_BF16_PRODUCTS="yes")
+    assert out.returncode != 0
+    assert "SPARSECPU_BF16_PRODUCTS" in out.stderr and "'yes'" in out.stderr
 
 
 @pytest.mark.parametrize("level", ISA_ORDER)

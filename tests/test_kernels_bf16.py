@@ -56,9 +56,9 @@ def test_sparse_linear_bf16_any_pattern(pattern, rng):
     check(y.reshape(-1, 96), x.reshape(-1, 130).astype(np.float32), w, activation="relu")
 
 
-def test_bf16_kernel_runs_where_the_cpu_has_it(cpu):
+def test_bf16_kernel_runs_where_the_cpu_has_it_and_bf16_products_pay(cpu):
     lin = sc.SparseLinear(np.ones((32, 32), np.float32), pattern="dense", dtype="bf16")
-    if "avx512_bf16" in cpu["isa_available"] and cpu["isa"] == "avx512_bf16":
+    if cpu["isa"] == "avx512_bf16" and _core.bf16_products()["use"]:
         assert lin.kernel == "gemm_bf16_avx512_bf16"
     else:  # fp32 kernels on the bf16-rounded values
         assert lin.kernel in ("spmm_f32_ref",) or lin.kernel.startswith("spmm_f32_dense_")

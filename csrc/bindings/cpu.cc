@@ -41,7 +41,20 @@ void bind_cpu(py::module_& m) {
     out["instruction"] = probe.instruction;
     return out;
   }, py::arg("kind"), py::arg("seconds") = 0.2,
-     "Measured single-core peak of 'fp32' FMA or 'int8' dot products (GOP/s) at the active ISA level.");
+     "Measured single-core peak of 'fp32' FMA, 'int8' or 'bf16' dot products (GOP/s) at the active ISA level.");
+  m.def("bf16_products", [] {
+    const Bf16Products* choice;
+    {
+      py::gil_scoped_release release;  // the first call may probe for a few ms
+      choice = &bf16_products();
+    }
+    py::dict out;
+    out["use"] = choice->use;
+    out["bf16_gflops"] = choice->bf16_gflops;
+    out["fp32_gflops"] = choice->fp32_gflops;
+    out["reason"] = choice->reason;
+    return out;
+  }, "Whether kernels with bf16 products (int8 and bf16 models' attention, dense bf16 layers) run, and why.");
   m.def("set_num_threads", &set_default_num_threads, py::arg("n"));
   m.def("get_num_threads", &default_num_threads);
 }

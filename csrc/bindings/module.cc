@@ -3,6 +3,7 @@
 
 #include "cpu/cpu_features.h"
 #include "cpu/thread_pool.h"
+#include "kernels/peak/peak.h"
 
 namespace py = pybind11;
 
@@ -17,10 +18,12 @@ void bind_ops(py::module_& m);
 
 PYBIND11_MODULE(_core, m) {
   m.doc() = "sparsecpu compiled core";
-  // Resolve the ISA level and thread default now, so a bad SPARSECPU_ISA or
-  // SPARSECPU_NUM_THREADS fails the import instead of a later call.
+  // Resolve the ISA level and thread default now, so a bad SPARSECPU_ISA,
+  // SPARSECPU_NUM_THREADS or SPARSECPU_BF16_PRODUCTS fails the import instead
+  // of a later call.
   sparsecpu::active_isa();
   sparsecpu::default_num_threads();
+  sparsecpu::bf16_products_setting();
   sparsecpu::bindings::bind_cpu(m);
   sparsecpu::bindings::bind_linear(m);
   sparsecpu::bindings::bind_linear_s8(m);

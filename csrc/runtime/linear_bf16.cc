@@ -4,6 +4,7 @@
 #include <stdexcept>
 
 #include "formats/aligned_buffer.h"
+#include "kernels/peak/peak.h"
 #include "kernels/spmm_f32/spmm_f32.h"
 
 namespace sparsecpu {
@@ -13,7 +14,10 @@ LinearBF16::LinearBF16(const float* w, int64_t n, int64_t k, const float* bias, 
     : n_(n), k_(k), activation_(activation) {
   if (bias) bias_.assign(bias, bias + n);
   for (int64_t i = 0; i < n * k; ++i) nonzeros_ += w[i] != 0.0f;
-  const bool bf16_kernel = !kernel_name.empty() || select_gemm_bf16_kernel().isa != Isa::ref;
+  // Unnamed, the bf16 kernel only where bf16 products pay (kernels/peak/peak.h);
+  // else fp32 kernels on the same rounded weights and activations.
+  const bool bf16_kernel =
+      !kernel_name.empty() || (select_gemm_bf16_kernel().isa != Isa::ref && bf16_products().use);
   if (layout == WeightLayout::dense && bf16_kernel) {
     kernel_ = kernel_name.empty() ? &select_gemm_bf16_kernel() : &gemm_bf16_kernel_by_name(kernel_name);
     pairs_ = pack_channel_pairs_bf16(w, n, k);

@@ -17,7 +17,7 @@ try:
 except (ImportError, RuntimeError, ValueError) as exc:
     # The core's import-time checks name the variable; anything else (a missing
     # or broken build) propagates unchanged.
-    if not str(exc).startswith(("SPARSECPU_ISA", "SPARSECPU_NUM_THREADS")):
+    if not str(exc).startswith(("SPARSECPU_ISA", "SPARSECPU_NUM_THREADS", "SPARSECPU_BF16_PRODUCTS")):
         raise
     _fail(str(exc))
 

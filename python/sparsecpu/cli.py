@@ -56,7 +56,7 @@ def cmd_info(args) -> int:
                    "attention_int8_bf16_models": _core.attention_kernel_for("bf16"),
                    "layernorm": best(_core.layernorm_kernels())}
     info = dict(info, version=sc.__version__, fp32_kernels=kernels, int8_kernels=int8_kernels,
-                bf16_kernels=bf16_kernels, encoder_op_kernels=encoder_ops)
+                bf16_kernels=bf16_kernels, encoder_op_kernels=encoder_ops, bf16_products=_core.bf16_products())
     if args.json:
         print(json.dumps(info, indent=2))
         return EXIT_OK
@@ -72,6 +72,10 @@ def cmd_info(args) -> int:
         print(f"  {pattern:<6} {kernels[pattern]:<28} {int8_kernels[pattern]:<28} {bf16_kernels[pattern]}")
     print(f"encoder ops:    {encoder_ops['attention']} (int8 and bf16 models: "
           f"{encoder_ops['attention_int8_bf16_models']}), {encoder_ops['layernorm']}")
+    products = info["bf16_products"]
+    rates = (f"; vdpbf16ps {products['bf16_gflops']:.0f}, vfmadd231ps {products['fp32_gflops']:.0f} GFLOP/s"
+             if products["bf16_gflops"] else "")
+    print(f"bf16 products:  {'used' if products['use'] else 'not used'} ({products['reason']}{rates})")
     return EXIT_OK
 
 

@@ -54,7 +54,8 @@ struct AttentionKernel {
 };
 
 const std::vector<AttentionKernel>& attention_kernels();
-// The best usable kernel: one with bf16 products only when `allowed` is bf16.
+// The best usable kernel: one with bf16 products only when `allowed` is bf16
+// and bf16 products pay on this CPU (bf16_products() in kernels/peak/peak.h).
 const AttentionKernel& select_attention_kernel(AttentionProducts allowed = AttentionProducts::fp32);
 const AttentionKernel& attention_kernel_by_name(const std::string& name);
 

@@ -3,6 +3,7 @@
 #include <string>
 
 #include "kernels/attention/attention.h"
+#include "kernels/peak/peak.h"
 #include "kernels/registry.h"
 
 namespace sparsecpu {
@@ -18,6 +19,7 @@ const std::vector<AttentionKernel>& attention_kernels() {
 }
 
 const AttentionKernel& select_attention_kernel(AttentionProducts allowed) {
+  if (allowed == AttentionProducts::bf16 && !bf16_products().use) allowed = AttentionProducts::fp32;
   return best_usable_kernel(attention_kernels(), [&](const AttentionKernel& k) {
     return k.products == AttentionProducts::fp32 || k.products == allowed;
   });

@@ -1,6 +1,8 @@
 #include "kernels/peak/peak.h"
 
+#include <algorithm>
 #include <chrono>
+#include <cstdlib>
 #include <stdexcept>
 
 #include "cpu/cpu_features.h"
@@ -44,7 +46,53 @@ PeakProbe measure_peak(const std::string& kind, double seconds) {
       return {rate(peak_int8_avx2, seconds) * 12 * 8 * 8 / 1e9, "exact vpmaddwd pairs ymm (AVX2)"};
     return {0.0, "scalar (not measured)"};
   }
-  throw std::invalid_argument("peak kind '" + kind + "': expected 'fp32' or 'int8'");
+  if (kind == "bf16") {
+    if (isa_usable(Isa::avx512_bf16))
+      return {rate(peak_bf16_avx512_bf16, seconds) * 12 * 16 * 4 / 1e9, "vdpbf16ps zmm"};
+    return {0.0, "none at this ISA level"};
+  }
+  throw std::invalid_argument("peak kind '" + kind + "': expected 'fp32', 'int8' or 'bf16'");
+}
+
+std::string bf16_products_setting() {
+  const char* value = std::getenv("SPARSECPU_BF16_PRODUCTS");
+  const std::string setting = value && *value ? value : "auto";
+  if (setting != "auto" && setting != "on" && setting != "off")
+    throw std::runtime_error("SPARSECPU_BF16_PRODUCTS='" + setting + "': expected auto, on or off");
+  return setting;
+}
+
+namespace {
+
+Bf16Products choose_bf16_products() {
+  Bf16Products out;
+  const std::string setting = bf16_products_setting();
+  if (!isa_usable(Isa::avx512_bf16)) {
+    out.reason = "no AVX512-BF16 at this ISA level";
+    return out;
+  }
+  if (setting != "auto") {
+    out.use = setting == "on";
+    out.reason = "SPARSECPU_BF16_PRODUCTS=" + setting;
+    return out;
+  }
+  // The best of a few short interleaved rounds of each: another job's load
+  // slows a round, never speeds one up. The rates measured so far differ 2x
+  // either way, far from the threshold, so noise does not flip the choice.
+  for (int round = 0; round < 4; ++round) {
+    out.fp32_gflops = std::max(out.fp32_gflops, rate(peak_fp32_avx512, 2.5e-4) * 12 * 16 * 2 / 1e9);
+    out.bf16_gflops = std::max(out.bf16_gflops, rate(peak_bf16_avx512_bf16, 2.5e-4) * 12 * 16 * 4 / 1e9);
+  }
+  out.use = out.bf16_gflops >= kBf16ProductsMinRatio * out.fp32_gflops;
+  out.reason = std::string("vdpbf16ps measured ") + (out.use ? "at least" : "below") + " 1.25x the vfmadd231ps rate";
+  return out;
+}
+
+}  // namespace
+
+const Bf16Products& bf16_products() {
+  static const Bf16Products choice = choose_bf16_products();
+  return choice;
 }
 
 }  // namespace sparsecpu
