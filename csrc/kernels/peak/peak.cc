@@ -80,8 +80,8 @@ Bf16Products choose_bf16_products() {
   // slows a round, never speeds one up. The rates measured so far differ 2x
   // either way, far from the threshold, so noise does not flip the choice.
   for (int round = 0; round < 4; ++round) {
-    out.fp32_gflops = std::max(out.fp32_gflops, rate(peak_fp32_avx512, 2.5e-4) * 12 * 16 * 2 / 1e9);
-    out.bf16_gflops = std::max(out.bf16_gflops, rate(peak_bf16_avx512_bf16, 2.5e-4) * 12 * 16 * 4 / 1e9);
+    out.fp32_gflops = std::max(out.fp32_gflops, measure_peak("fp32", 2.5e-4).gops);
+    out.bf16_gflops = std::max(out.bf16_gflops, measure_peak("bf16", 2.5e-4).gops);
   }
   out.use = out.bf16_gflops >= kBf16ProductsMinRatio * out.fp32_gflops;
   out.reason = std::string("vdpbf16ps measured ") + (out.use ? "at least" : "below") + " 1.25x the vfmadd231ps rate";
