@@ -53,9 +53,15 @@ struct PanelCache {
 // never repeated); block rows are split in chunks only when there are fewer
 // groups than threads. Tasks are chunk-major, so a thread tends to keep its group. Within a
 // task, block rows go in slices whose weights stay in L2 (512 KiB) while every
-// tile of the group passes over them.
-template <class PackFn, class TileFn>
-void for_each_tile(const TileSchedule& s, const PackFn& pack, const TileFn& tile_fn) {
+// tile of the group passes over them. task_end() runs on the task's thread
+// after its last tile_fn (what a tile_fn left to finish later).
+struct NoTaskEnd {
+  void operator()() const {}
+};
+
+template <class PackFn, class TileFn, class TaskEndFn = NoTaskEnd>
+void for_each_tile(const TileSchedule& s, const PackFn& pack, const TileFn& tile_fn,
+                   const TaskEndFn& task_end = TaskEndFn{}) {
   if (s.tokens == 0 || s.block_rows == 0) return;
   const int64_t token_tiles = (s.tokens + s.tokens_per_tile - 1) / s.tokens_per_tile;
   constexpr int64_t kPanelBudgetBytes = 1 << 20;
@@ -87,6 +93,7 @@ void for_each_tile(const TileSchedule& s, const PackFn& pack, const TileFn& tile
       for (int64_t tile = tile_begin; tile < tile_end; ++tile)
         for (int64_t br = slice; br < slice_end; ++br) tile_fn(panels, tile, br);
     }
+    task_end();
   });
 }
 
