@@ -685,8 +685,8 @@ template <class S, int RP, int NV>
 // the same few L1 sets where staging is chosen, stalled behind its
 // fetches for ownership). The task's last unit is written out at its end.
 // Measured on a noisy Sapphire Rapids-class core, int8 4x1 at 90%, A/B in
-// one process (medians of several runs): 1.03-1.08x at 128 x 3072 x 768,
-// 1.04-1.05x at 384 x 1024 x 1024, 0.95-1.07x at 384 x 4096 x 1024, 1.00x at
+// one process (five runs): 1.02-1.10x at 128 x 3072 x 768, 1.02-1.05x at
+// 384 x 1024 x 1024, 0.95-1.07x at 384 x 4096 x 1024, 1.00x at
 // 384 x 1024 x 4096; writing the rows out over the next unit's first piece
 // only, with one buffer, gained about half as much.
 template <class S>
@@ -709,8 +709,9 @@ struct DeferredOutputRows {
   }
   void write_all(const SpmmS8Problem& p) { write_until(p, tokens); }
 
-  // The unit just staged (the waiting one written out) waits in its turn.
-  void swap(int64_t unit_token0, int unit_tokens, int64_t unit_c0, int unit_channels) {
+  // Writes out what still waits; the unit just staged waits in its turn.
+  void swap(const SpmmS8Problem& p, int64_t unit_token0, int unit_tokens, int64_t unit_c0, int unit_channels) {
+    write_all(p);
     token0 = unit_token0;
     tokens = unit_tokens;
     c0 = unit_c0;
@@ -779,8 +780,7 @@ void run_quads(const SpmmS8Problem& p) {
                    [&](int64_t done, int64_t of) {
                      deferred.write_until(p, static_cast<int>(done * deferred.tokens / of));
                    });
-        deferred.write_all(p);
-        deferred.swap(token0, static_cast<int>(std::min<int64_t>(kTileTokens, p.m - token0)), unit_c0,
+        deferred.swap(p, token0, static_cast<int>(std::min<int64_t>(kTileTokens, p.m - token0)), unit_c0,
                       unit_channels);
       },
       [&] {
