@@ -17,12 +17,14 @@ S8_KERNELS = [k.name for k in _core.spmm_s8_kernels() if k.usable and k.semi24]
 F32_KERNELS = [k.name for k in _core.spmm_f32_kernels() if k.usable and k.semi24]
 # M = 1, K not a multiple of 4 or 8, tails of the token tiles (int8 32 or 64 tokens, fp32 64 or 128)
 # and row vectors; the AVX2 int8 kernel's tiles of every count of 8-token vectors (M = 65, 76, 84,
-# 96, 97, 45, 56, 64) and its path for calls under 32 tokens; the AVX2 fp32 kernel's path for
-# calls of 16 tokens or fewer (M = 1, 2, 3, 6, 13, 16; 17 is past it); several input blocks and row slices of the kernels
-# that walk K in blocks.
+# 96, 97, 45, 56, 64) and its path for calls under 32 tokens; the fp32 kernels' vectors over rows
+# for calls of few tokens (AVX2 up to 32, AVX-512 up to 48: M = 1..48 with 33 and 49 past them;
+# row counts ending inside a vector's first or second block of 8); several input blocks and row
+# slices of the kernels that walk K in blocks.
 SHAPES = [(1, 1, 1), (1, 17, 3), (3, 5, 6), (65, 33, 31), (2, 1, 64), (97, 50, 129), (130, 70, 67), (129, 40, 256),
           (70, 531, 300), (76, 40, 20), (84, 8, 16), (96, 24, 12), (31, 24, 12), (45, 33, 40), (56, 17, 9),
-          (64, 19, 5), (13, 29, 18), (6, 9, 10), (16, 21, 14), (17, 12, 9)]
+          (64, 19, 5), (13, 29, 18), (6, 9, 10), (16, 21, 14), (17, 12, 9), (32, 9, 7), (33, 50, 70),
+          (48, 27, 22), (49, 40, 13)]
 
 
 def seeded(*key):

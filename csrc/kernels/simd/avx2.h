@@ -37,11 +37,16 @@ struct Avx2F32 {
     else _mm256_maskstore_ps(p, mask(lanes), v);
   }
   static V bcast(const float* p) { return _mm256_broadcast_ss(p); }
-  static V bcast4(const float* p) { return _mm256_broadcast_ps(reinterpret_cast<const __m128*>(p)); }  // both halves
-  // Lane i = a[index[i]] for 8 byte indices (0..7).
-  static V permute(V a, const uint8_t* index) {
-    return _mm256_permutevar8x32_ps(a, _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(index))));
+  // 2:4 groups, vectors over rows (spmm_f32_semi24_tiles.h): a vector is one
+  // block of 8 rows (`high` is always null); every 4 lanes select from a group
+  // of four inputs broadcast to each of them.
+  using Index = __m256i;
+  static V bcast4(const float* p) { return _mm256_broadcast_ps(reinterpret_cast<const __m128*>(p)); }
+  static V load_row_blocks(const float* low, const float*) { return _mm256_loadu_ps(low); }
+  static Index row_block_positions(const uint8_t* low, const uint8_t*) {
+    return _mm256_cvtepu8_epi32(_mm_loadl_epi64(reinterpret_cast<const __m128i*>(low)));
   }
+  static V select_in_groups(V groups, Index position) { return _mm256_permutevar_ps(groups, position); }
   static V fma(V a, V b, V c) { return _mm256_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm256_add_ps(a, b); }
   static V sub(V a, V b) { return _mm256_sub_ps(a, b); }

@@ -25,6 +25,21 @@ struct Avx512F32 {
   static V load_partial(const float* p, int lanes) { return _mm512_maskz_loadu_ps(mask(lanes), p); }
   static void store_partial(float* p, V v, int lanes) { _mm512_mask_storeu_ps(p, mask(lanes), v); }
   static V bcast(const float* p) { return _mm512_set1_ps(*p); }
+  // 2:4 groups, vectors over rows (spmm_f32_semi24_tiles.h): a vector is two
+  // blocks of 8 rows (a missing block, past the last row, reads as zeros);
+  // every 4 lanes select from a group of four inputs broadcast to each of them.
+  using Index = __m512i;
+  static V bcast4(const float* p) { return _mm512_broadcast_f32x4(_mm_loadu_ps(p)); }
+  static V load_row_blocks(const float* low, const float* high) {
+    const __m512 lo = _mm512_castps256_ps512(_mm256_loadu_ps(low));
+    return high ? _mm512_insertf32x8(lo, _mm256_loadu_ps(high), 1) : _mm512_insertf32x8(lo, _mm256_setzero_ps(), 1);
+  }
+  static Index row_block_positions(const uint8_t* low, const uint8_t* high) {
+    const __m128i lo = _mm_loadl_epi64(reinterpret_cast<const __m128i*>(low));
+    const __m128i hi = high ? _mm_loadl_epi64(reinterpret_cast<const __m128i*>(high)) : _mm_setzero_si128();
+    return _mm512_cvtepu8_epi32(_mm_unpacklo_epi64(lo, hi));
+  }
+  static V select_in_groups(V groups, Index position) { return _mm512_permutevar_ps(groups, position); }
   static V fma(V a, V b, V c) { return _mm512_fmadd_ps(a, b, c); }
   static V add(V a, V b) { return _mm512_add_ps(a, b); }
   static V sub(V a, V b) { return _mm512_sub_ps(a, b); }

@@ -8,8 +8,8 @@
 // enough for the panels' rows of one block to stay in L1 while a slice of
 // output rows passes over them, with the slice's sums parked in a scratch
 // buffer between blocks (one load and store per row, vector and block).
-// Calls of 16 tokens or fewer run vectors over blocks of 8 rows instead on
-// AVX2 (run_semi24_row_blocks_f32). Weights: Semi24F32, rows interleaved in
+// Calls of few tokens run vectors over rows instead
+// (run_semi24_row_vectors_f32). Weights: Semi24F32, rows interleaved in
 // blocks of 8, which both read.
 // Everything has internal linkage (see kernels/tile_schedule.h).
 #pragma once
@@ -92,36 +92,48 @@ void semi24_task_f32(const SpmmF32Problem& p, const PanelRange& panels, int64_t 
   }
 }
 
-// ---- vectors over rows, for calls with few tokens (S::L == 8) -------------
+// ---- vectors over rows, for calls with few tokens -------------------------
 //
 // With few tokens the loop above does a broadcast, a position and a few
-// FMAs per weight: it ran 0.24x our dense kernel for one token on Zen 3
-// (this one: 3-4x dense at one token, ~1.9x at 8).
-// Here a block of 8 rows' kept values of a group are two vectors (slot 0 and
-// 1) and their positions two permute indices; per token the group's four
-// inputs are broadcast to both 128-bit halves and permuted into each row's
-// lane. When k is not a multiple of 4, the last group's inputs run past the
-// row: they are copied.
+// FMAs per weight, most of them on padding tokens: 0.24x our dense kernel
+// for one token on Zen 3 (AVX2), 0.21x on a Sapphire Rapids-class core
+// (AVX-512, 16-token vectors). Here a vector is S::L rows (one or two row
+// blocks of 8): a group's kept values are two vectors (slot 0 and 1) and
+// their positions two in-lane permute indices, loaded once for all the
+// tokens; per token the group's four inputs are broadcast to every 4 lanes
+// and permuted into each row's lane. A task walks its row vectors in the
+// outer loop and the tokens in the inner one, so a vector's weights come
+// from memory once and from L1 for the other tokens. When k is not a
+// multiple of 4, the last group's inputs run past the row: they are copied.
 
-// Rows of block `block` (8 rows) x T tokens from token0 (`tokens` real).
+// Rows [row0, row0 + S::L) x tokens [token0, token0 + tokens), tokens <= T.
 template <class S, int T>
-void semi24_row_block_f32(const SpmmF32Problem& p, int64_t token0, int tokens, int64_t block) {
+void semi24_row_vector_f32(const SpmmF32Problem& p, int64_t token0, int tokens, int64_t row0) {
   using Vec = typename S::V;
-  static_assert(S::L == 8, "a vector is a block of 8 rows");
+  using Index = typename S::Index;
+  static_assert(S::L == 8 || S::L == 16, "a vector is one or two blocks of 8 rows");
   const Semi24F32& w = *p.w24;
   const int64_t groups = w.indices.groups, inside = w.k / 4;  // groups whose four inputs lie in the row
+  const bool high_block = S::L == 16 && row0 + 8 < w.n;
+  const float* value_low = w.values.data() + w.at(row0, 0, 0);
+  const float* value_high = high_block ? w.values.data() + w.at(row0 + 8, 0, 0) : nullptr;
+  const uint8_t* position_low = w.positions.data() + w.at(row0, 0, 0);
+  const uint8_t* position_high = high_block ? w.positions.data() + w.at(row0 + 8, 0, 0) : nullptr;
   const float* x[T];
   for (int t = 0; t < T; ++t) x[t] = p.x + (token0 + std::min(t, tokens - 1)) * p.ldx;
   Vec acc[T];
   for (int t = 0; t < T; ++t) acc[t] = S::zero();
-  const float* value = w.values.data() + w.at(8 * block, 0, 0);
-  const uint8_t* position = w.positions.data() + w.at(8 * block, 0, 0);
   const auto group = [&](int64_t g, auto inputs) {
-    const Vec w0 = S::load(value + 16 * g), w1 = S::load(value + 16 * g + 8);
+    // A row block's entries of group g: slot 0 at 16 * g, slot 1 at 16 * g + 8.
+    const auto high = [&](const auto* base, int at) { return base ? base + 16 * g + at : nullptr; };
+    const Vec w0 = S::load_row_blocks(value_low + 16 * g, high(value_high, 0));
+    const Vec w1 = S::load_row_blocks(value_low + 16 * g + 8, high(value_high, 8));
+    const Index i0 = S::row_block_positions(position_low + 16 * g, high(position_high, 0));
+    const Index i1 = S::row_block_positions(position_low + 16 * g + 8, high(position_high, 8));
     for (int t = 0; t < T; ++t) {
       const Vec xg = inputs(x[t] + 4 * g);
-      acc[t] = S::fma(w0, S::permute(xg, position + 16 * g), acc[t]);
-      acc[t] = S::fma(w1, S::permute(xg, position + 16 * g + 8), acc[t]);
+      acc[t] = S::fma(w0, S::select_in_groups(xg, i0), acc[t]);
+      acc[t] = S::fma(w1, S::select_in_groups(xg, i1), acc[t]);
     }
   };
   for (int64_t g = 0; g < inside; ++g) group(g, [](const float* in) { return S::bcast4(in); });
@@ -134,28 +146,35 @@ void semi24_row_block_f32(const SpmmF32Problem& p, int64_t token0, int tokens, i
   alignas(64) float sums[1][T][S::L];
 #pragma GCC unroll 16
   for (int t = 0; t < T; ++t) S::store(sums[0][t], acc[t]);
-  store_channel_sums<S, 1, T>(p, sums, token0, tokens, 8 * block);
+  store_channel_sums<S, 1, T>(p, sums, token0, tokens, row0);
 }
 
-// Calls of at most this many tokens run vectors over rows (where S::L == 8):
-// on Zen 3 they won up to 16 tokens (1.4x the token loop there), lost from 24.
-constexpr int64_t kSemi24RowBlockMaxTokens = 16;
+// Calls of at most this many tokens run vectors over rows. Against the token
+// loop, one thread, on a Sapphire Rapids-class core: AVX-512 won up to 48
+// tokens (768x768: 3.0x our dense at 1 token where the token loop ran 0.22x,
+// 1.21x at 16; at 48 ahead at two of three FFN and attention shapes), lost
+// at 64; AVX2 (forced there) ran as before up to 16 and won at 24 and 32
+// (1.64x vs 1.16x dense at 24), even at 48, lost at 64. (The earlier AVX2
+// design, passing over all the weights per 8 tokens, lost from 24 on Zen 3.)
+template <class S>
+constexpr int64_t kSemi24RowVectorMaxTokens = S::L == 16 ? 48 : 32;
 
 template <class S>
-void run_semi24_row_blocks_f32(const SpmmF32Problem& p) {
-  const int64_t blocks = (p.w24->n + 7) / 8, tiles = (p.m + 7) / 8;
+void run_semi24_row_vectors_f32(const SpmmF32Problem& p) {
+  constexpr int kTokens = 8;  // per pass over a vector's weights
+  const int64_t vectors = (p.w24->n + S::L - 1) / S::L;
   const int threads = p.threads > 0 ? p.threads : default_num_threads();
-  const int64_t chunks = std::clamp<int64_t>((threads + tiles - 1) / tiles, 1, blocks);
-  const int64_t per_chunk = (blocks + chunks - 1) / chunks;
-  parallel_for(tiles * chunks, threads, [&](int64_t task) {
-    const int64_t token0 = task % tiles * 8, b0 = task / tiles * per_chunk;
-    const int tokens = static_cast<int>(std::min<int64_t>(8, p.m - token0));
-    for (int64_t b = b0; b < std::min(blocks, b0 + per_chunk); ++b) {
-      if (tokens > 4) semi24_row_block_f32<S, 8>(p, token0, tokens, b);
-      else if (tokens > 2) semi24_row_block_f32<S, 4>(p, token0, tokens, b);
-      else if (tokens > 1) semi24_row_block_f32<S, 2>(p, token0, tokens, b);
-      else semi24_row_block_f32<S, 1>(p, token0, tokens, b);
-    }
+  const int64_t chunks = std::clamp<int64_t>(threads, 1, vectors);
+  const int64_t per_chunk = (vectors + chunks - 1) / chunks;
+  parallel_for(chunks, threads, [&](int64_t chunk) {
+    for (int64_t v = chunk * per_chunk; v < std::min(vectors, (chunk + 1) * per_chunk); ++v)
+      for (int64_t token0 = 0; token0 < p.m; token0 += kTokens) {
+        const int tokens = static_cast<int>(std::min<int64_t>(kTokens, p.m - token0));
+        if (tokens > 4) semi24_row_vector_f32<S, 8>(p, token0, tokens, v * S::L);
+        else if (tokens > 2) semi24_row_vector_f32<S, 4>(p, token0, tokens, v * S::L);
+        else if (tokens > 1) semi24_row_vector_f32<S, 2>(p, token0, tokens, v * S::L);
+        else semi24_row_vector_f32<S, 1>(p, token0, tokens, v * S::L);
+      }
   });
 }
 
@@ -174,9 +193,7 @@ void run_semi24_f32(const SpmmF32Problem& p) {
   static constexpr auto table = semi24_task_table<S>(std::make_integer_sequence<int, MaxTV>{});
   const int64_t n = p.w24->n;
   if (p.m == 0 || n == 0) return;
-  if constexpr (S::L == 8) {
-    if (p.m <= kSemi24RowBlockMaxTokens) return run_semi24_row_blocks_f32<S>(p);
-  }
+  if (p.m <= kSemi24RowVectorMaxTokens<S>) return run_semi24_row_vectors_f32<S>(p);
   const int threads = p.threads > 0 ? p.threads : default_num_threads();
   const int64_t tiles = (p.m + kTileTokens - 1) / kTileTokens;
   const int64_t row_vectors = (n + L - 1) / L;
