@@ -269,6 +269,35 @@ def test_rows_4kib_apart_are_staged_with_the_same_results(block, m):
                 np.testing.assert_array_equal(got, expected, err_msg=f"{kernel.name} n={n} threads={threads}")
 
 
+@pytest.mark.parametrize("m", [1, 5, 20, 40])
+def test_short_calls_ignore_what_earlier_calls_left_in_the_panels(m):
+    """A short call's last panel keeps the bytes of an earlier, longer call where
+    it has only padding tokens (they are neither quantized nor transposed); the
+    sums of those lanes must never reach an output: int32 exact, float and int8
+    outputs the same after a call of extreme activations as before it
+    (n = 1024: float rows staged from 32 tokens on)."""
+    rng = seeded("short calls", m)
+    k = 70
+    for kernel in KERNELS:
+        for n in (40, 1024):
+            w = random_int8(rng, n, k, 0.3)
+            x = rng.integers(0, 256, (m, k)).astype(np.uint8)
+            lin = _core.LinearS8.from_int8(w, "dense" if kernel.dense else "blocks", 4, 1, kernel.name)
+            wf = rng.standard_normal((n, k)).astype(np.float32)
+            flin = _core.LinearS8(wf, None, "dense" if kernel.dense else "blocks", 4, 1, "gelu", kernel.name)
+            xf = rng.standard_normal((m, k)).astype(np.float32)
+            before = flin.forward(xf, None, 1), flin.forward_s8(xf, None, 0.05, 1)
+            long_u8 = np.full((130, k), 255, np.uint8)
+            long_f32 = np.full((130, k), 3e4, np.float32)
+            long_f32[:, ::2] = -3e4
+            lin.forward_s32(long_u8)
+            flin.forward(long_f32, None, 1)
+            np.testing.assert_array_equal(lin.forward_s32(x), exact(x, w), err_msg=f"{kernel.name} n={n}")
+            after = flin.forward(xf, None, 1), flin.forward_s8(xf, None, 0.05, 1)
+            for b, a in zip(before, after):
+                np.testing.assert_array_equal(a, b, err_msg=f"{kernel.name} n={n}")
+
+
 @pytest.mark.parametrize("k", [5, 85, 200])
 def test_every_kernel_quantizes_activations_as_the_reference(k):
     """W = 127 I, no bias: each output is (q - zero point) x token scale, one

@@ -402,6 +402,11 @@ S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t grou
       // scales are scalars), then transposed as bytes into the k-major panel.
       for (int sub = 0; sub < kS8PanelTokens<S> / 16; ++sub) {
         const int64_t m0 = (first + i) * kS8PanelTokens<S> + sub * 16;
+        if (m0 >= p.m) {  // padding only (a short call's last panel): its bytes are left as they are, their
+          // lanes' sums never leave the kernel (every output is of a token of the call)
+          std::fill_n(quant + sub * 16, 16, TokenQuantization{1.0f, 0});
+          continue;
+        }
         for (int t = 0; t < 16; ++t) {
           uint8_t* row = token_rows.data() + t * ld;
           const int64_t token = m0 + t;
@@ -492,8 +497,16 @@ void store_channel_sums(const SpmmS8Problem& p, const int32_t* sums, int64_t str
                         const TokenOf& token_of, const TokenQuantization* quant, int64_t c0, int channels,
                         ChannelSumsTo to) {
   using F = typename S::F;
+  // A short call's last tile: vectors holding only padding tokens are not
+  // transposed (at 8 tokens, 2 of a quad tile's 4 hold tokens of the call).
+  const auto holds_tokens = [&](int v) {
+    int first = token_of(v, 0);
+    for (int i = 1; i < S::L; ++i) first = std::min(first, token_of(v, i));
+    return token0 + first < p.m;
+  };
   if (p.output == S8Output::s32) {
     for (int v = 0; v < NV; ++v) {
+      if (!holds_tokens(v)) continue;
       typename F::V block[S::L];
       load_transposed_sums<S>(sums, stride, v, channels, block);
       for (int i = 0; i < S::L; ++i) {
@@ -525,9 +538,11 @@ void store_channel_sums(const SpmmS8Problem& p, const int32_t* sums, int64_t str
     });
   }
   for (int v = 0; v < NV; ++v) {
+    if (!holds_tokens(v)) continue;
     typename F::V block[S::L];
     load_transposed_sums<S>(sums, stride, v, channels, block);
-    for (int i = 0; i < S::L; ++i) {
+#pragma GCC unroll 16
+    for (int i = 0; i < S::L; ++i) {  // token_of(v, i): a constant
       const int64_t token = token0 + token_of(v, i);
       if (token < p.m)
         store_output_row<S>(
