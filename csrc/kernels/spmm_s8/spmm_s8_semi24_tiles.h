@@ -291,8 +291,8 @@ void run_semi24_pair_variants(const SpmmS8Problem& p) {
   static_assert(!HalfTokenOrder<S>::value, "the variants and their sums assume panels in token order");
   const Semi24S8& w = *p.semi24;
   if (p.m < kVariantMinTokens) {
-    const auto tile = [&](const S8Rows& rows, int64_t token0, int tokens, int64_t cb) {
-      semi24_pair_channel_tile<S, 4>(p, rows, token0, tokens, cb);
+    const auto tile = [&](const S8Rows& rows, int64_t token0, int tokens, int64_t cb, auto t) {
+      semi24_pair_channel_tile<S, decltype(t)::value>(p, rows, token0, tokens, cb);
     };
     return run_channel_tiles<S, 2, 4>(p, w.channel_blocks, static_cast<int64_t>(w.packed_bytes()), tile, tile);
   }
@@ -322,11 +322,11 @@ void run_semi24(const SpmmS8Problem& p) {
   const Semi24S8& w = *p.semi24;
   run_channel_tiles<S, WV, T>(  // S reads int8 rows (S::kPairs false)
       p, w.channel_blocks, static_cast<int64_t>(w.packed_bytes()),
-      [&](const S8Rows& rows, int64_t token0, int tokens, int64_t cb0) {
-        semi24_tile<S, WV, T>(p, rows, token0, tokens, cb0);
+      [&](const S8Rows& rows, int64_t token0, int tokens, int64_t cb0, auto t) {
+        semi24_tile<S, WV, decltype(t)::value>(p, rows, token0, tokens, cb0);
       },
-      [&](const S8Rows& rows, int64_t token0, int tokens, int64_t cb) {
-        semi24_tile<S, 16 / S::L, T>(p, rows, token0, tokens, cb);
+      [&](const S8Rows& rows, int64_t token0, int tokens, int64_t cb, auto t) {
+        semi24_tile<S, 16 / S::L, decltype(t)::value>(p, rows, token0, tokens, cb);
       });
 }
 

@@ -279,10 +279,24 @@ void dense_tile(const SpmmS8Problem& p, const S8Rows& rows, int64_t token0, int 
   store_channel_tile<S, WV, T>(p, rows, sums, token0, tokens, cb0);
 }
 
+// Calls fn(std::integral_constant<int, T'>) with the smallest of T,
+// ceil(T / 2), ceil(T / 4), ..., 1 that holds `tokens`: a channel tile
+// computes all its T tokens, so a call's last, short tile takes a narrower
+// one (on AVX-512 a one-token call computed 12).
+template <int T, class Fn>
+void with_tile_tokens(int tokens, const Fn& fn) {
+  if constexpr (T > 1) {
+    constexpr int kHalf = (T + 1) / 2;
+    if (tokens <= kHalf) return with_tile_tokens<kHalf>(tokens, fn);
+  }
+  fn(std::integral_constant<int, T>{});
+}
+
 // Channel tiles of WV vectors x T tokens over row-major quantized
 // activations, for any weights stored in blocks of 16 channels:
-// tile(rows, token0, tokens, cb0) runs WV * S::L / 16 blocks from cb0;
-// tail(rows, token0, tokens, cb) one block.
+// tile(rows, token0, tokens, cb0, t) runs WV * S::L / 16 blocks from cb0;
+// tail(rows, token0, tokens, cb, t) one block; t: the tile's token count as
+// a std::integral_constant, T or less for a call's last, short tile.
 template <class S, int WV, int T, class Tile, class Tail>
 void run_channel_tiles(const SpmmS8Problem& p, int64_t channel_blocks, int64_t weight_bytes, const Tile& tile,
                        const Tail& tail) {
@@ -305,11 +319,13 @@ void run_channel_tiles(const SpmmS8Problem& p, int64_t channel_blocks, int64_t w
         const int64_t token0 = tile_index * T;
         const int tokens = static_cast<int>(std::min<int64_t>(T, p.m - token0));
         const int64_t cb0 = br * kBlocksPerTile;
-        if (cb0 + kBlocksPerTile <= channel_blocks) {
-          tile(rows, token0, tokens, cb0);
-        } else {
-          for (int64_t cb = cb0; cb < channel_blocks; ++cb) tail(rows, token0, tokens, cb);
-        }
+        with_tile_tokens<T>(tokens, [&](auto t) {
+          if (cb0 + kBlocksPerTile <= channel_blocks) {
+            tile(rows, token0, tokens, cb0, t);
+          } else {
+            for (int64_t cb = cb0; cb < channel_blocks; ++cb) tail(rows, token0, tokens, cb, t);
+          }
+        });
       });
 }
 
@@ -318,11 +334,11 @@ void run_dense(const SpmmS8Problem& p) {
   const ChannelPackedS8& w = *p.channels;
   run_channel_tiles<S, WV, T>(
       p, w.channel_blocks, static_cast<int64_t>(w.packed_bytes()),
-      [&](const S8Rows& rows, int64_t token0, int tokens, int64_t cb0) {
-        dense_tile<S, WV, T>(p, rows, token0, tokens, cb0);
+      [&](const S8Rows& rows, int64_t token0, int tokens, int64_t cb0, auto t) {
+        dense_tile<S, WV, decltype(t)::value>(p, rows, token0, tokens, cb0);
       },
-      [&](const S8Rows& rows, int64_t token0, int tokens, int64_t cb) {
-        dense_tile<S, 16 / S::L, T>(p, rows, token0, tokens, cb);
+      [&](const S8Rows& rows, int64_t token0, int tokens, int64_t cb, auto t) {
+        dense_tile<S, 16 / S::L, decltype(t)::value>(p, rows, token0, tokens, cb);
       });
 }
 
