@@ -18,9 +18,12 @@ KERNELS = [k for k in _core.spmm_s8_kernels() if k.usable and not k.semi24]  # 2
 BLOCKS = [(1, 1), (4, 1), (1, 4), (2, 1), (8, 1), (16, 1), (4, 4), (2, 8), (16, 4)]
 # K not a multiple of 4, M = 1, primes, tails of every tile (64 tokens, 32 channels).
 # M = 12, 16, 17, 32, 33, 48, 49, 96: a last tile whose second half is skipped or not (block kernels:
-# it starts at token 16 of a 32-token tile on AVX2 and AVX-VNNI, at 32 of 64 on AVX-512).
+# it starts at token 16 of a 32-token tile on AVX2 and AVX-VNNI, at 32 of 64 on AVX-512); calls of
+# one vector of tokens in token order (block kernels: up to 8 tokens on AVX2 and AVX-VNNI, M = 8
+# and 9 either side, up to 16 on AVX-512).
 SHAPES = [(1, 1, 1), (1, 17, 3), (3, 5, 2), (65, 33, 31), (2, 1, 64), (97, 50, 129), (130, 70, 67), (64, 32, 256),
-          (12, 20, 40), (16, 9, 8), (17, 24, 12), (32, 24, 20), (33, 12, 6), (48, 16, 20), (49, 33, 7), (96, 8, 13)]
+          (12, 20, 40), (16, 9, 8), (17, 24, 12), (32, 24, 20), (33, 12, 6), (48, 16, 20), (49, 33, 7), (96, 8, 13),
+          (8, 20, 33), (9, 7, 50)]
 
 
 def seeded(*key):

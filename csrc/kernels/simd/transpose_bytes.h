@@ -4,6 +4,7 @@
 #include <emmintrin.h>
 
 #include <cstdint>
+#include <cstring>
 
 namespace sparsecpu {
 namespace {
@@ -46,6 +47,35 @@ inline void transpose_rows16_bytes(const uint8_t* rows, int64_t ld, int64_t cols
       _mm_storeh_pd(reinterpret_cast<double*>(even + stride + low), _mm_castsi128_pd(b[h]));
       _mm_storeh_pd(reinterpret_cast<double*>(even + stride + high), _mm_castsi128_pd(b[8 + h]));
     }
+  }
+}
+
+// The same 16 rows -> columns, in four runs of four rows: bytes of rows
+// 4r..4r+3 of column c at dst + c * stride + at[r]. Two rounds of unpacks
+// leave each column's runs in separate dwords.
+inline void transpose_rows16_bytes_in_runs4(const uint8_t* rows, int64_t ld, int64_t cols, uint8_t* dst,
+                                            int64_t stride, const int (&at)[4]) {
+  for (int64_t c0 = 0; c0 < cols; c0 += 16) {
+    __m128i a[16], b[16];
+    for (int t = 0; t < 16; ++t) a[t] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows + t * ld + c0));
+    for (int i = 0; i < 8; ++i) {
+      b[2 * i] = _mm_unpacklo_epi8(a[2 * i], a[2 * i + 1]);
+      b[2 * i + 1] = _mm_unpackhi_epi8(a[2 * i], a[2 * i + 1]);
+    }
+    // a[4r + g]: columns 4g..4g+3 as dwords of rows 4r..4r+3
+    for (int r = 0; r < 4; ++r) {
+      a[4 * r] = _mm_unpacklo_epi16(b[4 * r], b[4 * r + 2]);
+      a[4 * r + 1] = _mm_unpackhi_epi16(b[4 * r], b[4 * r + 2]);
+      a[4 * r + 2] = _mm_unpacklo_epi16(b[4 * r + 1], b[4 * r + 3]);
+      a[4 * r + 3] = _mm_unpackhi_epi16(b[4 * r + 1], b[4 * r + 3]);
+    }
+    for (int g = 0; g < 4; ++g)
+      for (int r = 0; r < 4; ++r) {
+        alignas(16) int32_t run[4];
+        _mm_store_si128(reinterpret_cast<__m128i*>(run), a[4 * r + g]);
+        for (int j = 0; j < 4 && c0 + 4 * g + j < cols; ++j)
+          std::memcpy(dst + (c0 + 4 * g + j) * stride + at[r], run + j, sizeof(int32_t));
+      }
   }
 }
 

@@ -402,7 +402,20 @@ constexpr int token_of_lane(int u, int i) {
   return panel_token<S>(16 * (i / 4) + 4 * u + i % 4);
 }
 
+// Calls of at most S::L tokens (a short query) run one vector of each tile
+// (quad_rows with NV = 1), and their panel is packed in the order that puts
+// token t in lane t of vector 0: lane i of vector u holds position
+// 16 * (i / 4) + 4 * u + i % 4 (the quad interleave's unpacks within 128-bit
+// lanes), so token t = S::L * u + i lies at that position. Runs of four
+// tokens, not eight as the half token order's transposes write.
 template <class S>
+constexpr int one_vector_position(int t) {
+  return 16 * (t % S::L / 4) + 4 * (t / S::L) + t % 4;
+}
+
+// kOneVector: the panel of a call of at most S::L tokens, in token order
+// (one_vector_position); else in the half token order (panel_position).
+template <class S, bool kOneVector = false>
 S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t group, int64_t first, int64_t count) {
   thread_local PanelCache<uint8_t> panels;
   thread_local PanelCache<TokenQuantization> quants;
@@ -441,8 +454,14 @@ S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t grou
           }
           std::memset(row + k, 0, static_cast<size_t>(ld - k));
         }
-        transpose_rows16_bytes(token_rows.data(), ld, k, dst, kS8PanelTokens<S>, panel_position<S>(sub * 16),
-                               panel_position<S>(sub * 16 + 8));
+        if constexpr (kOneVector) {
+          constexpr int kRuns[4] = {one_vector_position<S>(0), one_vector_position<S>(4), one_vector_position<S>(8),
+                                    one_vector_position<S>(12)};
+          transpose_rows16_bytes_in_runs4(token_rows.data(), ld, k, dst, kS8PanelTokens<S>, kRuns);
+        } else {
+          transpose_rows16_bytes(token_rows.data(), ld, k, dst, kS8PanelTokens<S>, panel_position<S>(sub * 16),
+                                 panel_position<S>(sub * 16 + 8));
+        }
       }
     }
   }
@@ -621,7 +640,8 @@ void write_output_rows(const SpmmS8Problem& p, const float* rows, int64_t ld_row
 template <class S, int RP, int NV = 4, int V0 = 0>
 void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, int64_t br, int row0,
                int32_t* stage) {
-  static_assert((NV == 4 && V0 == 0) || (NV == 2 && (V0 == 0 || V0 == 2)), "whole tiles or halves");
+  static_assert((NV == 4 && V0 == 0) || (NV == 2 && (V0 == 0 || V0 == 2)) || (NV == 1 && V0 == 0),
+                "whole tiles, halves, or the first vector (a call of one vector of tokens)");
   using V = typename S::V;
   constexpr int kLanes = 4 * S::L;
   const QuadPackedS8& w = *p.quads;
@@ -643,12 +663,14 @@ void quad_tile(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, i
     const V c = S::load(x + static_cast<int64_t>(cols[2]) * kS8PanelTokens<S>);
     const V d = S::load(x + static_cast<int64_t>(cols[3]) * kS8PanelTokens<S>);
     typename S::A quad[NV];
-    if constexpr (NV == 4 || V0 == 0) {
+    if constexpr (NV == 1) {
+      quad[0] = S::prep_a(S::unpacklo16(S::unpacklo8(a, b), S::unpacklo8(c, d)));
+    } else if constexpr (NV == 4 || V0 == 0) {
       const V ab_lo = S::unpacklo8(a, b), cd_lo = S::unpacklo8(c, d);
       quad[0] = S::prep_a(S::unpacklo16(ab_lo, cd_lo));
       quad[1] = S::prep_a(S::unpackhi16(ab_lo, cd_lo));
     }
-    if constexpr (NV == 4 || V0 == 2) {
+    if constexpr (NV == 4 || (NV == 2 && V0 == 2)) {
       const V ab_hi = S::unpackhi8(a, b), cd_hi = S::unpackhi8(c, d);
       quad[NV - 2] = S::prep_a(S::unpacklo16(ab_hi, cd_hi));
       quad[NV - 1] = S::prep_a(S::unpackhi16(ab_hi, cd_hi));
@@ -676,17 +698,28 @@ void store_quad_sums(const SpmmS8Problem& p, const S8Panels& panels, const int32
       p, stage, 4 * S::L, token0, [](int v, int i) { return token_of_lane<S>(v, i); }, quant, c0, channels, to);
 }
 
-// R rows of a block row over a tile, whole (NV = 4) or in halves (NV = 2).
-// The second half (the tile's tokens from 2 * S::L on, by the half token
-// order) is skipped when it holds no token of the call (a short query or a
-// call's last tile), its stage rows zeroed.
+// The same for a call of one vector of tokens (token t in lane t of vector 0).
+template <class S>
+void store_one_vector_sums(const SpmmS8Problem& p, const S8Panels& panels, const int32_t* stage, int64_t c0,
+                           int channels) {
+  store_channel_sums<S, 1>(
+      p, stage, 4 * S::L, 0, [](int, int i) { return i; }, panels.quant, c0, channels, ChannelSumsTo::y());
+}
+
+// R rows of a block row over a tile, whole (NV = 4) or in halves (NV = 2), or
+// its first vector only (NV = 1: a call of at most S::L tokens, packed in
+// token order). The second half (the tile's tokens from 2 * S::L on, by the
+// half token order) is skipped when it holds no token of the call (a short
+// query or a call's last tile), its stage rows zeroed.
 template <class S, int NV, int R>
 void quad_rows(const SpmmS8Problem& p, const S8Panels& panels, int64_t token0, int64_t br, int row0,
                int32_t* stage) {
   static_assert(HalfTokenOrder<S>::value, "the first half of a tile must hold its first tokens");
   constexpr int kLanes = 4 * S::L;
   const bool second_half = token0 + kLanes / 2 < p.m;
-  if constexpr (NV == 4) {
+  if constexpr (NV == 1) {
+    return quad_tile<S, R, 1, 0>(p, panels, token0, br, row0, stage);
+  } else if constexpr (NV == 4) {
     if (second_half) return quad_tile<S, R>(p, panels, token0, br, row0, stage);
     quad_tile<S, R, 2, 0>(p, panels, token0, br, row0, stage);
   } else {
@@ -769,7 +802,11 @@ void run_quads(const SpmmS8Problem& p) {
   static_assert(16 <= kOutputRowChannels, "a block row (at most 16 channels) fits an output unit");
   const int64_t rows_per_piece = std::max(1, S::L / w.rows);
   const int64_t y_row_bytes = p.ldy * (p.output == S8Output::s8 ? 1 : p.output == S8Output::bf16 ? 2 : 4);
-  const bool staged = p.output != S8Output::s32 && stage_output_rows(p.m, y_row_bytes);
+  // A call of at most one vector of tokens (a short query): packed in token
+  // order, its tiles run one vector (on AVX-512 a half tile computed 32 lanes
+  // for up to 16 tokens, and paid its interleave for two vectors).
+  const bool one_vector = p.m <= S::L;
+  const bool staged = !one_vector && p.output != S8Output::s32 && stage_output_rows(p.m, y_row_bytes);
   const int64_t rows_per_unit = staged ? block_rows_per_output_unit(w.rows, rows_per_piece) : rows_per_piece;
   TileSchedule s;
   s.tokens = p.m;
@@ -782,7 +819,8 @@ void run_quads(const SpmmS8Problem& p) {
   for_each_tile(
       s,
       [&](uint64_t call_id, int64_t group, int64_t first, int64_t count) {
-        return pack_quad_panels<S>(p, call_id, group, first, count);
+        return one_vector ? pack_quad_panels<S, true>(p, call_id, group, first, count)
+                          : pack_quad_panels<S>(p, call_id, group, first, count);
       },
       [&](const S8Panels& panels, int64_t tile, int64_t unit) {
         alignas(64) int32_t stage[16 * kTileTokens];  // one piece: at most 16 channels
@@ -790,24 +828,32 @@ void run_quads(const SpmmS8Problem& p) {
         const int64_t br_begin = unit * rows_per_unit, br_end = std::min(w.block_rows, br_begin + rows_per_unit);
         const int64_t unit_c0 = br_begin * w.rows;
         const int unit_channels = static_cast<int>(std::min(w.n, br_end * w.rows) - unit_c0);
-        const auto run_pieces = [&](auto to_of_channel, auto after_block_row) {
+        // vectors: std::integral_constant of the tile's vectors, NV or 1 (one_vector).
+        const auto run_pieces = [&](auto vectors, auto to_of_channel, auto after_block_row) {
+          constexpr int kVectors = decltype(vectors)::value;
           for (int64_t piece = br_begin; piece < br_end; piece += rows_per_piece) {
             const int64_t piece_end = std::min(br_end, piece + rows_per_piece);
             for (int64_t br = piece; br < piece_end; ++br) {
-              quad_block_row<S, RP, NV>(p, panels, token0, br, stage + (br - piece) * w.rows * kTileTokens);
+              quad_block_row<S, RP, kVectors>(p, panels, token0, br, stage + (br - piece) * w.rows * kTileTokens);
               after_block_row(br - br_begin + 1, br_end - br_begin);
             }
             const int64_t c0 = piece * w.rows;
             const int channels = static_cast<int>(std::min(w.n, piece_end * w.rows) - c0);
-            for (int c = 0; c < channels; c += S::L)  // more than once only for blocks taller than a vector
-              store_quad_sums<S>(p, panels, stage + c * kTileTokens, token0, c0 + c, std::min(S::L, channels - c),
-                                 to_of_channel(c0 + c));
+            for (int c = 0; c < channels; c += S::L) {  // more than once only for blocks taller than a vector
+              if constexpr (kVectors == 1)
+                store_one_vector_sums<S>(p, panels, stage + c * kTileTokens, c0 + c, std::min(S::L, channels - c));
+              else
+                store_quad_sums<S>(p, panels, stage + c * kTileTokens, token0, c0 + c, std::min(S::L, channels - c),
+                                   to_of_channel(c0 + c));
+            }
           }
         };
-        if (!staged) return run_pieces([](int64_t) { return ChannelSumsTo::y(); }, [](int64_t, int64_t) {});
+        const auto to_y = [](int64_t) { return ChannelSumsTo::y(); };
+        if (one_vector) return run_pieces(std::integral_constant<int, 1>(), to_y, [](int64_t, int64_t) {});
+        if (!staged) return run_pieces(std::integral_constant<int, NV>(), to_y, [](int64_t, int64_t) {});
         DeferredOutputRows<S>& deferred = deferred_output_rows<S>;
         OutputRows<kTileTokens, S::L>& out = deferred.staging();
-        run_pieces([&](int64_t c) { return ChannelSumsTo{out.column(c - unit_c0), out.kLd}; },
+        run_pieces(std::integral_constant<int, NV>(), [&](int64_t c) { return ChannelSumsTo{out.column(c - unit_c0), out.kLd}; },
                    [&](int64_t done, int64_t of) {
                      deferred.write_until(p, static_cast<int>(done * deferred.tokens / of));
                    });
