@@ -9,28 +9,34 @@
 namespace sparsecpu {
 namespace {
 
+// 16 rows of 16 bytes from column c0 (row t at rows + t * ld + c0) -> a[4r + g]:
+// columns c0 + 4g .. c0 + 4g + 3 as dwords of rows 4r..4r+3 (two rounds of unpacks).
+inline void transpose_rows16_to_runs4(const uint8_t* rows, int64_t ld, int64_t c0, __m128i (&a)[16]) {
+  __m128i b[16];
+  for (int t = 0; t < 16; ++t) a[t] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows + t * ld + c0));
+  // b[2i], b[2i+1]: columns 0-7, 8-15 as 16-bit (row 2i, row 2i+1) pairs
+  for (int i = 0; i < 8; ++i) {
+    b[2 * i] = _mm_unpacklo_epi8(a[2 * i], a[2 * i + 1]);
+    b[2 * i + 1] = _mm_unpackhi_epi8(a[2 * i], a[2 * i + 1]);
+  }
+  for (int r = 0; r < 4; ++r) {
+    a[4 * r] = _mm_unpacklo_epi16(b[4 * r], b[4 * r + 2]);
+    a[4 * r + 1] = _mm_unpackhi_epi16(b[4 * r], b[4 * r + 2]);
+    a[4 * r + 2] = _mm_unpacklo_epi16(b[4 * r + 1], b[4 * r + 3]);
+    a[4 * r + 3] = _mm_unpackhi_epi16(b[4 * r + 1], b[4 * r + 3]);
+  }
+}
+
 // 16 rows of `cols` bytes (row t at rows + t * ld; ld a multiple of 16, every
 // row readable up to ld) -> column c of them at dst + c * stride: bytes of
-// rows 0-7 at offset low, of rows 8-15 at offset high. Three rounds of
-// unpacks leave each column's rows 0-7 and 8-15 in separate qwords, so the
+// rows 0-7 at offset low, of rows 8-15 at offset high. A third round of
+// unpacks leaves each column's rows 0-7 and 8-15 in separate qwords, so the
 // two halves can land anywhere in a destination row.
 inline void transpose_rows16_bytes(const uint8_t* rows, int64_t ld, int64_t cols, uint8_t* dst, int64_t stride,
                                    int low, int high) {
   for (int64_t c0 = 0; c0 < cols; c0 += 16) {
     __m128i a[16], b[16];
-    for (int t = 0; t < 16; ++t) a[t] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows + t * ld + c0));
-    // b[2i], b[2i+1]: columns 0-7, 8-15 as 16-bit (row 2i, row 2i+1) pairs
-    for (int i = 0; i < 8; ++i) {
-      b[2 * i] = _mm_unpacklo_epi8(a[2 * i], a[2 * i + 1]);
-      b[2 * i + 1] = _mm_unpackhi_epi8(a[2 * i], a[2 * i + 1]);
-    }
-    // a[4i + g]: columns 4g..4g+3 as dwords of rows 4i..4i+3
-    for (int i = 0; i < 4; ++i) {
-      a[4 * i] = _mm_unpacklo_epi16(b[4 * i], b[4 * i + 2]);
-      a[4 * i + 1] = _mm_unpackhi_epi16(b[4 * i], b[4 * i + 2]);
-      a[4 * i + 2] = _mm_unpacklo_epi16(b[4 * i + 1], b[4 * i + 3]);
-      a[4 * i + 3] = _mm_unpackhi_epi16(b[4 * i + 1], b[4 * i + 3]);
-    }
+    transpose_rows16_to_runs4(rows, ld, c0, a);
     // b[8i + 2g + s]: columns 4g + 2s, 4g + 2s + 1 as qwords of rows 8i..8i+7
     for (int i = 0; i < 2; ++i)
       for (int g = 0; g < 4; ++g) {
@@ -51,24 +57,12 @@ inline void transpose_rows16_bytes(const uint8_t* rows, int64_t ld, int64_t cols
 }
 
 // The same 16 rows -> columns, in four runs of four rows: bytes of rows
-// 4r..4r+3 of column c at dst + c * stride + at[r]. Two rounds of unpacks
-// leave each column's runs in separate dwords.
+// 4r..4r+3 of column c at dst + c * stride + at[r].
 inline void transpose_rows16_bytes_in_runs4(const uint8_t* rows, int64_t ld, int64_t cols, uint8_t* dst,
                                             int64_t stride, const int (&at)[4]) {
   for (int64_t c0 = 0; c0 < cols; c0 += 16) {
-    __m128i a[16], b[16];
-    for (int t = 0; t < 16; ++t) a[t] = _mm_loadu_si128(reinterpret_cast<const __m128i*>(rows + t * ld + c0));
-    for (int i = 0; i < 8; ++i) {
-      b[2 * i] = _mm_unpacklo_epi8(a[2 * i], a[2 * i + 1]);
-      b[2 * i + 1] = _mm_unpackhi_epi8(a[2 * i], a[2 * i + 1]);
-    }
-    // a[4r + g]: columns 4g..4g+3 as dwords of rows 4r..4r+3
-    for (int r = 0; r < 4; ++r) {
-      a[4 * r] = _mm_unpacklo_epi16(b[4 * r], b[4 * r + 2]);
-      a[4 * r + 1] = _mm_unpackhi_epi16(b[4 * r], b[4 * r + 2]);
-      a[4 * r + 2] = _mm_unpacklo_epi16(b[4 * r + 1], b[4 * r + 3]);
-      a[4 * r + 3] = _mm_unpackhi_epi16(b[4 * r + 1], b[4 * r + 3]);
-    }
+    __m128i a[16];
+    transpose_rows16_to_runs4(rows, ld, c0, a);
     for (int g = 0; g < 4; ++g)
       for (int r = 0; r < 4; ++r) {
         alignas(16) int32_t run[4];
