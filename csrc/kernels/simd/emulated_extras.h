@@ -87,6 +87,24 @@ inline simde__m512i cvtepu16_epi32(simde__m256i a) {
   return vector_of<simde__m512i>(out);
 }
 
+inline simde__m512i cvtepu8_epi32(simde__m128i a) {
+  uint8_t in[16];
+  uint32_t out[16];
+  lanes_of(a, in);
+  for (int i = 0; i < 16; ++i) out[i] = in[i];
+  return vector_of<simde__m512i>(out);
+}
+
+// vpermilps: lane i takes lane (i & ~3) + (c[i] & 3) of a (within its 128-bit lane).
+inline simde__m512 permutevar_ps(simde__m512 a, simde__m512i c) {
+  float in[16], out[16];
+  int32_t index[16];
+  lanes_of(a, in);
+  lanes_of(c, index);
+  for (int i = 0; i < 16; ++i) out[i] = in[(i & ~3) + (index[i] & 3)];
+  return vector_of<simde__m512>(out);
+}
+
 inline uint16_t testn_epi32_mask(simde__m512i a, simde__m512i b) {
   uint32_t x[16], y[16];
   lanes_of(a, x);
@@ -190,6 +208,8 @@ inline simde__m512 shuffle_f32x4(simde__m512 a, simde__m512 b, int imm8) {
 #define _mm512_rcp14_ps(a) sparsecpu::emulated::rcp14_ps(a)
 #define _mm512_cvtepi32_epi16(a) sparsecpu::emulated::cvtepi32_epi16(a)
 #define _mm512_cvtepu16_epi32(a) sparsecpu::emulated::cvtepu16_epi32(a)
+#define _mm512_cvtepu8_epi32(a) sparsecpu::emulated::cvtepu8_epi32(a)
+#define _mm512_permutevar_ps(a, c) sparsecpu::emulated::permutevar_ps(a, c)
 #define _mm512_testn_epi32_mask(a, b) sparsecpu::emulated::testn_epi32_mask(a, b)
 #define _mm256_maskz_loadu_epi16(k, p) (sparsecpu::emulated::maskz_loadu<uint16_t, simde__m256i>((k), (p)))
 #define _mm256_mask_storeu_epi16(p, k, v) (sparsecpu::emulated::mask_storeu<uint16_t, simde__m256i>((p), (k), (v)))
