@@ -79,16 +79,10 @@ inline simde__m256i cvtepi32_epi16(simde__m512i a) {
   return vector_of<simde__m256i>(out);
 }
 
-inline simde__m512i cvtepu16_epi32(simde__m256i a) {
-  uint16_t in[16];
-  int32_t out[16];
-  lanes_of(a, in);
-  for (int i = 0; i < 16; ++i) out[i] = in[i];
-  return vector_of<simde__m512i>(out);
-}
-
-inline simde__m512i cvtepu8_epi32(simde__m128i a) {
-  uint8_t in[16];
+// vpmovzxwd, vpmovzxbd: 16 unsigned lanes of In widened to 32 bits.
+template <class In, class Vec>
+inline simde__m512i zero_extend_epi32(Vec a) {
+  In in[16];
   uint32_t out[16];
   lanes_of(a, in);
   for (int i = 0; i < 16; ++i) out[i] = in[i];
@@ -207,8 +201,8 @@ inline simde__m512 shuffle_f32x4(simde__m512 a, simde__m512 b, int imm8) {
 #define _mm512_mask_storeu_ps(p, k, v) (sparsecpu::emulated::mask_storeu<float, simde__m512>((p), (k), (v)))
 #define _mm512_rcp14_ps(a) sparsecpu::emulated::rcp14_ps(a)
 #define _mm512_cvtepi32_epi16(a) sparsecpu::emulated::cvtepi32_epi16(a)
-#define _mm512_cvtepu16_epi32(a) sparsecpu::emulated::cvtepu16_epi32(a)
-#define _mm512_cvtepu8_epi32(a) sparsecpu::emulated::cvtepu8_epi32(a)
+#define _mm512_cvtepu16_epi32(a) sparsecpu::emulated::zero_extend_epi32<uint16_t>(a)
+#define _mm512_cvtepu8_epi32(a) sparsecpu::emulated::zero_extend_epi32<uint8_t>(a)
 #define _mm512_permutevar_ps(a, c) sparsecpu::emulated::permutevar_ps(a, c)
 #define _mm512_testn_epi32_mask(a, b) sparsecpu::emulated::testn_epi32_mask(a, b)
 #define _mm256_maskz_loadu_epi16(k, p) (sparsecpu::emulated::maskz_loadu<uint16_t, simde__m256i>((k), (p)))

@@ -406,8 +406,9 @@ constexpr int token_of_lane(int u, int i) {
 // (quad_rows with NV = 1), and their panel is packed in the order that puts
 // token t in lane t of vector 0: lane i of vector u holds position
 // 16 * (i / 4) + 4 * u + i % 4 (the quad interleave's unpacks within 128-bit
-// lanes), so token t = S::L * u + i lies at that position. Runs of four
-// tokens, not eight as the half token order's transposes write.
+// lanes), so token t = S::L * u + i lies at that position. Its transpose
+// writes runs of four tokens, twice the stores of the half token order's runs
+// of eight, which is why longer calls keep that order.
 template <class S>
 constexpr int one_vector_position(int t) {
   return 16 * (t % S::L / 4) + 4 * (t / S::L) + t % 4;
@@ -455,9 +456,9 @@ S8Panels pack_quad_panels(const SpmmS8Problem& p, uint64_t call_id, int64_t grou
           std::memset(row + k, 0, static_cast<size_t>(ld - k));
         }
         if constexpr (kOneVector) {
-          constexpr int kRuns[4] = {one_vector_position<S>(0), one_vector_position<S>(4), one_vector_position<S>(8),
-                                    one_vector_position<S>(12)};
-          transpose_rows16_bytes_in_runs4(token_rows.data(), ld, k, dst, kS8PanelTokens<S>, kRuns);
+          const int runs[4] = {one_vector_position<S>(sub * 16), one_vector_position<S>(sub * 16 + 4),
+                               one_vector_position<S>(sub * 16 + 8), one_vector_position<S>(sub * 16 + 12)};
+          transpose_rows16_bytes_in_runs4(token_rows.data(), ld, k, dst, kS8PanelTokens<S>, runs);
         } else {
           transpose_rows16_bytes(token_rows.data(), ld, k, dst, kS8PanelTokens<S>, panel_position<S>(sub * 16),
                                  panel_position<S>(sub * 16 + 8));
