@@ -133,9 +133,10 @@ struct Avx2F32 {
     return _mm256_or_ps(_mm256_andnot_ps(sign_bit, magnitude), _mm256_and_ps(sign_bit, sign));
   }
 
-  // dst[kk*16 + j] = src[j*ld + kk] for kk < k; lanes j >= rows are zero.
+  // dst[kk * row_floats + j] = src[j * ld + kk] for kk < k, j < 16; lanes j >= rows are zero.
   // Tokens 0-7 and 8-15 are transposed as two 8x8 blocks.
-  static void transpose_to_panel(const float* src, int64_t ld, int rows, int64_t k, float* dst) {
+  static void transpose_to_panel(const float* src, int64_t ld, int rows, int64_t k, float* dst,
+                                 int64_t row_floats = kPanelTokens) {
     for (int64_t kk = 0; kk < k; kk += 8) {
       const int cols = static_cast<int>(std::min<int64_t>(8, k - kk));
       const __m256i col_mask = mask(cols);
@@ -146,7 +147,7 @@ struct Avx2F32 {
           r[j] = row < rows ? _mm256_maskload_ps(src + row * ld + kk, col_mask) : _mm256_setzero_ps();
         }
         transpose8x8(r);
-        for (int c = 0; c < cols; ++c) _mm256_storeu_ps(dst + (kk + c) * kPanelTokens + half * 8, r[c]);
+        for (int c = 0; c < cols; ++c) _mm256_storeu_ps(dst + (kk + c) * row_floats + half * 8, r[c]);
       }
     }
   }

@@ -119,8 +119,9 @@ struct Avx512F32 {
     return _mm512_or_ps(_mm512_andnot_ps(sign_bit, magnitude), _mm512_and_ps(sign_bit, sign));
   }
 
-  // dst[kk*16 + j] = src[j*ld + kk] for kk < k; lanes j >= rows are zero.
-  static void transpose_to_panel(const float* src, int64_t ld, int rows, int64_t k, float* dst) {
+  // dst[kk * row_floats + j] = src[j * ld + kk] for kk < k, j < 16; lanes j >= rows are zero.
+  static void transpose_to_panel(const float* src, int64_t ld, int rows, int64_t k, float* dst,
+                                 int64_t row_floats = kPanelTokens) {
     for (int64_t kk = 0; kk < k; kk += 16) {
       const int cols = static_cast<int>(std::min<int64_t>(16, k - kk));
       const __mmask16 col_mask = mask(cols);
@@ -128,7 +129,7 @@ struct Avx512F32 {
       for (int j = 0; j < 16; ++j)
         r[j] = j < rows ? _mm512_maskz_loadu_ps(col_mask, src + j * ld + kk) : _mm512_setzero_ps();
       transpose16x16(r);
-      for (int c = 0; c < cols; ++c) _mm512_storeu_ps(dst + (kk + c) * kPanelTokens, r[c]);
+      for (int c = 0; c < cols; ++c) _mm512_storeu_ps(dst + (kk + c) * row_floats, r[c]);
     }
   }
 
