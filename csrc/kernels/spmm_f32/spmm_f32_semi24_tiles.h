@@ -89,7 +89,6 @@ void semi24_rows_f32(const Semi24F32& w, const float* x, int64_t g0, int64_t g1,
 // the epilogue.
 template <class S, int TV, int64_t kRowFloats>
 void semi24_task_f32(const SpmmF32Problem& p, const float* x, int64_t token0, int64_t r0, int64_t r1) {
-  using Vec = typename S::V;
   constexpr int L = S::L;
   constexpr int64_t kTileTokens = TV * L;
   // Panel rows of one block of groups: 4 inputs x kTileTokens floats each, about 24 KiB.
@@ -102,21 +101,19 @@ void semi24_task_f32(const SpmmF32Problem& p, const float* x, int64_t token0, in
 
   const Semi24F32& w = *p.w24;
   const int tokens = static_cast<int>(std::min<int64_t>(kTileTokens, p.m - token0));
-  const Epilogue& e = p.epilogue;
   for (int64_t s0 = r0; s0 < r1; s0 += kSliceRows) {
     const int64_t s1 = std::min(r1, s0 + kSliceRows);
     if (w.indices.groups == 0) std::fill(sums, sums + (s1 - s0) * kTileTokens, 0.0f);  // in_features 0
     for (int64_t g0 = 0; g0 < w.indices.groups; g0 += kBlockGroups)
       semi24_rows_f32<S, TV, kRowFloats>(w, x, g0, std::min(w.indices.groups, g0 + kBlockGroups), s0, s1, sums,
                                          g0 == 0);
-    for (int64_t r = s0; r < s1; ++r) {
-      const Vec bias = S::set1(e.bias ? e.bias[r] : 0.0f);
-      float* row = sums + (r - s0) * kTileTokens;
-      for (int v = 0; v < TV; ++v) S::store(row + v * L, activate<S>(S::add(S::load(row + v * L), bias), e.activation));
-    }
-    for (int64_t c0 = s0; c0 < s1; c0 += L)
-      store_staged_channels<S>(p, sums + (c0 - s0) * kTileTokens, kTileTokens, token0, tokens, c0,
-                               static_cast<int>(std::min<int64_t>(L, s1 - c0)));
+    // A vector of tokens at a time over all the slice's channels: y's rows may be a multiple of 4 KiB
+    // apart, and the stores of one token then spread over L1 sets where those of a vector of tokens in
+    // the same channels would crowd into one (1.04-1.19x).
+    for (int t0 = 0; t0 < tokens; t0 += L)
+      for (int64_t c0 = s0; c0 < s1; c0 += L)
+        store_staged_channels<S, true>(p, sums + (c0 - s0) * kTileTokens + t0, kTileTokens, token0 + t0,
+                                       std::min(L, tokens - t0), c0, static_cast<int>(std::min<int64_t>(L, s1 - c0)));
   }
 }
 

@@ -248,12 +248,15 @@ void token_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token
 // in-register transpose, so each token's channels leave in one store; or,
 // with `rows`, whole vectors into staged rows (token t of the tile at rows +
 // t * ld_rows) for write_output_rows (see kernels/output_rows.h).
-template <class S>
+// kFinish (straight to y only): the stage holds bare sums; bias and activation
+// are applied here, on vectors of channels.
+template <class S, bool kFinish = false>
 void store_staged_channels(const SpmmF32Problem& p, const float* stage, int64_t stage_stride, int64_t token0,
                            int tokens, int64_t c0, int channels, float* rows = nullptr, int64_t ld_rows = 0) {
   using Vec = typename S::V;
   constexpr int L = S::L;
   const Epilogue& e = p.epilogue;
+  const Vec bias = kFinish && e.bias ? S::load_partial(e.bias + c0, channels) : S::zero();
   for (int t0 = 0; t0 < tokens; t0 += L) {
     Vec block[L];
     for (int c = 0; c < L; ++c) block[c] = c < channels ? S::load(stage + c * stage_stride + t0) : S::zero();
@@ -265,7 +268,7 @@ void store_staged_channels(const SpmmF32Problem& p, const float* stage, int64_t 
     const int count = std::min(L, tokens - t0);
     for (int i = 0; i < count; ++i) {
       const int64_t token = token0 + t0 + i;
-      Vec out = block[i];
+      Vec out = kFinish ? activate<S>(S::add(block[i], bias), e.activation) : block[i];
       if (e.residual) out = S::add(out, S::load_partial(e.residual + token * e.ld_residual + c0, channels));
       S::store_partial(p.y + token * p.ldy + c0, out, channels);
     }
