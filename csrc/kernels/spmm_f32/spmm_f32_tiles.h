@@ -42,33 +42,42 @@ inline int64_t padded_k(const BlockSparseMatrix& w) { return w.block_cols * w.bl
 
 // Panels [first, first + count) of this call's activations, packed by the
 // calling thread into its own scratch. A thread that runs several tasks of the
-// same token group in one call packs the group once.
+// same token group in one call packs the group once. A panel holds
+// panel_tokens tokens k-major: input i of its token t at i * row_floats + t
+// (row_floats: panel_tokens rounded up to 16; zero past k, and past the
+// call's tokens within a block of 16).
 struct PanelRange {
   const float* data;
   int64_t first;  // index of the first panel held
   int64_t panel_floats;
+  int64_t panel_tokens = kPanelTokens;
+  int64_t row_floats = kPanelTokens;
 
   const float* at_token(int64_t token) const {
-    return data + (token / kPanelTokens - first) * panel_floats + token % kPanelTokens;
+    return data + (token / panel_tokens - first) * panel_floats + token % panel_tokens;
   }
 };
 
 template <class S>
 PanelRange pack_panels(const SpmmF32Problem& p, uint64_t call_id, int64_t group, int64_t first, int64_t count,
-                       int64_t k_pad) {
+                       int64_t k_pad, int64_t panel_tokens = kPanelTokens) {
   thread_local PanelCache<float> cache;
-  const int64_t panel_floats = k_pad * kPanelTokens;
+  const int64_t row_floats = (panel_tokens + kPanelTokens - 1) / kPanelTokens * kPanelTokens;
+  const int64_t panel_floats = k_pad * row_floats;
   if (panel_floats > 0 && cache.claim(call_id, group, static_cast<size_t>(count * panel_floats))) {
     const int64_t k = p.k();
     for (int64_t i = 0; i < count; ++i) {
       float* dst = cache.data.data() + i * panel_floats;
-      const int64_t m0 = (first + i) * kPanelTokens;
-      const int rows = static_cast<int>(std::min<int64_t>(kPanelTokens, p.m - m0));
-      S::transpose_to_panel(p.x + m0 * p.ldx, p.ldx, rows, k, dst);
-      std::memset(dst + k * kPanelTokens, 0, sizeof(float) * (k_pad - k) * kPanelTokens);
+      const int64_t m0 = (first + i) * panel_tokens;
+      // Blocks of 16 tokens past the call's end are neither packed nor read.
+      for (int64_t t0 = 0; t0 < panel_tokens && m0 + t0 < p.m; t0 += kPanelTokens) {
+        const int rows = static_cast<int>(std::min<int64_t>({kPanelTokens, panel_tokens - t0, p.m - m0 - t0}));
+        S::transpose_to_panel(p.x + (m0 + t0) * p.ldx, p.ldx, rows, k, dst + t0, row_floats);
+        for (int64_t i_k = k; i_k < k_pad; ++i_k) std::fill_n(dst + i_k * row_floats + t0, kPanelTokens, 0.0f);
+      }
     }
   }
-  return PanelRange{cache.data.data(), first, panel_floats};
+  return PanelRange{cache.data.data(), first, panel_floats, panel_tokens, row_floats};
 }
 
 template <class S, class TileFn>
@@ -197,6 +206,18 @@ void run_channel_tiles(const SpmmF32Problem& p) {
 
 // ---- token tiles: R output channels x V vectors of S::L tokens -----------
 
+// Whether the token tiles of R-row blocks pack a tile as one panel, its
+// vectors side by side in each input row (run_token_tiles), or as 16-token
+// panels. With R = 2 each loaded vector serves two FMAs, one of which takes
+// it as a memory operand: one pointer with constant offsets for the V loads
+// ran 2x4 1.21-1.39x faster (AVX-512 and AVX2) than V bases with an index.
+// R = 1 (one load per FMA, bound by the loads either way) measured 0.96-1.08x;
+// R = 4 and 8 keep their loads in registers, and wide tiles ran 1.00-1.06x
+// there on AVX-512 and 0.80-0.93x on AVX2 (24-token tiles in rows padded to
+// 32 floats).
+template <int R>
+constexpr bool kWideTokenPanels = R == 2;
+
 // finish: add the bias and activate in the stage (else the staged write-out does).
 template <class S, int R, int V>
 void token_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token0, int64_t br, float* stage,
@@ -208,6 +229,7 @@ void token_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token
   const int64_t b0 = w.row_ptr[br], b1 = w.row_ptr[br + 1];
   const float* x_of[V];
   for (int v = 0; v < V; ++v) x_of[v] = panels.at_token(token0 + v * L);
+  const int64_t row_floats = kWideTokenPanels<R> ? panels.row_floats : kPanelTokens;
 
   Vec acc[R][V];
   for (int r = 0; r < R; ++r)
@@ -215,10 +237,19 @@ void token_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token
 
   const float* wp = w.values.data() + b0 * R * C;
   for (int64_t b = b0; b < b1; ++b) {
-    const int64_t col_offset = static_cast<int64_t>(w.col_start[b]) * kPanelTokens;
+    const int64_t col_offset = static_cast<int64_t>(w.col_start[b]) * row_floats;
     for (int c = 0; c < C; ++c, wp += R) {
       Vec xv[V];
-      for (int v = 0; v < V; ++v) xv[v] = S::load(x_of[v] + col_offset + c * kPanelTokens);
+      if constexpr (kWideTokenPanels<R>) {
+        // One pointer for the V loads, kept in a register so they take it plus a
+        // constant: they fold into the FMAs (one use each), and base + index
+        // operands ran those ~1.3-1.7x slower (see spmm_f32_semi24_tiles.h).
+        const float* in = x_of[0] + col_offset + c * row_floats;
+        __asm__("" : "+r"(in));
+        for (int v = 0; v < V; ++v) xv[v] = S::load(in + v * L);
+      } else {
+        for (int v = 0; v < V; ++v) xv[v] = S::load(x_of[v] + col_offset + c * row_floats);
+      }
       for (int r = 0; r < R; ++r) {
         const Vec wr = S::bcast(wp + r);
         for (int v = 0; v < V; ++v) acc[r][v] = S::fma(wr, xv[v], acc[r][v]);
@@ -361,15 +392,17 @@ void run_token_tiles(const SpmmF32Problem& p) {
   TileSchedule s;
   s.tokens = p.m;
   s.tokens_per_tile = kTileTokens;
-  s.tokens_per_panel = kPanelTokens;
-  s.panel_bytes = k_pad * kPanelTokens * static_cast<int64_t>(sizeof(float));
+  const int64_t panel_tokens = kWideTokenPanels<R> ? kTileTokens : kPanelTokens;
+  s.tokens_per_panel = panel_tokens;
+  s.panel_bytes = k_pad * ((panel_tokens + kPanelTokens - 1) / kPanelTokens * kPanelTokens) *
+                  static_cast<int64_t>(sizeof(float));
   s.block_rows = (row_groups + groups_per_unit - 1) / groups_per_unit;
   s.weight_bytes = static_cast<int64_t>(w.values.size() * sizeof(float));
   s.threads = threads;
   for_each_tile(
       s,
       [&](uint64_t call_id, int64_t group, int64_t first, int64_t count) {
-        return pack_panels<S>(p, call_id, group, first, count, k_pad);
+        return pack_panels<S>(p, call_id, group, first, count, k_pad, panel_tokens);
       },
       [&](const PanelRange& panels, int64_t tile, int64_t unit) {
         alignas(64) float stage[S::L * MaxV * S::L];  // up to MaxV vectors of tokens per channel
