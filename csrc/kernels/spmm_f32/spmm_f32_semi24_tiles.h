@@ -26,30 +26,8 @@
 namespace sparsecpu {
 namespace {
 
-// The tile's activations [token0, token0 + kRowFloats) as one k-major panel
-// of k_rows rows of kRowFloats floats (input i of token token0 + t at
-// i * kRowFloats + t; zero past k, and past the call's tokens within a
-// vector), packed by the calling thread once per call and tile. One input's
-// vectors then lie at constant offsets from one pointer.
-template <class S, int64_t kRowFloats>
-const float* pack_wide_panel(const SpmmF32Problem& p, uint64_t call_id, int64_t tile, int64_t token0,
-                             int64_t k_rows) {
-  thread_local PanelCache<float> cache;
-  if (cache.claim(call_id, tile, static_cast<size_t>(std::max<int64_t>(1, k_rows * kRowFloats)))) {
-    const int64_t k = p.k();
-    float* panel = cache.data.data();
-    // Blocks of 16 tokens past the call's end are neither packed nor read (narrower tasks).
-    for (int64_t t0 = 0; t0 < kRowFloats && token0 + t0 < p.m; t0 += kPanelTokens) {
-      const int rows = static_cast<int>(std::min<int64_t>(kPanelTokens, p.m - token0 - t0));
-      S::transpose_to_panel(p.x + (token0 + t0) * p.ldx, p.ldx, rows, k, panel + t0, kRowFloats);
-      for (int64_t i = k; i < k_rows; ++i) std::fill_n(panel + i * kRowFloats + t0, kPanelTokens, 0.0f);
-    }
-  }
-  return cache.data.data();
-}
-
 // Sums of rows [r0, r1) over groups [g0, g1) for TV vectors of tokens of a
-// wide panel x; sums[(r - r0) * TV * L + v * L + lane]. `first`: the sums
+// tile's panel x (rows of kRowFloats floats); sums[(r - r0) * TV * L + v * L + lane]. `first`: the sums
 // start at zero.
 template <class S, int TV, int64_t kRowFloats>
 void semi24_rows_f32(const Semi24F32& w, const float* x, int64_t g0, int64_t g1, int64_t r0, int64_t r1,
@@ -86,7 +64,7 @@ void semi24_rows_f32(const Semi24F32& w, const float* x, int64_t g0, int64_t g1,
 }
 
 // One task: tokens [token0, token0 + TV * L) (fewer real ones at the end of
-// the call) of the wide panel x x output rows [r0, r1), written to y with
+// the call) of the tile's panel x x output rows [r0, r1), written to y with
 // the epilogue.
 template <class S, int TV, int64_t kRowFloats>
 void semi24_task_f32(const SpmmF32Problem& p, const float* x, int64_t token0, int64_t r0, int64_t r1) {
@@ -233,8 +211,9 @@ void run_semi24_f32(const SpmmF32Problem& p) {
     const int64_t r0 = chunk * rows_per_chunk, r1 = std::min(n, r0 + rows_per_chunk);
     if (r0 >= r1) return;
     const int64_t token0 = tile * kTileTokens;
-    // Rows up to the groups' end (zero past k): a group's kept position may lie past k.
-    const float* x = pack_wide_panel<S, kTileTokens>(p, call_id, tile, token0, 4 * p.w24->indices.groups);
+    // The tile as one panel, its vectors side by side in each input row; rows up to the groups' end
+    // (zero past k): a group's kept position may lie past k.
+    const float* x = pack_panels<S>(p, call_id, tile, tile, 1, 4 * p.w24->indices.groups, kTileTokens).data;
     const int vectors = static_cast<int>((std::min(p.m, token0 + kTileTokens) - token0 + L - 1) / L);
     table[vectors - 1](p, x, token0, r0, r1);
   });
