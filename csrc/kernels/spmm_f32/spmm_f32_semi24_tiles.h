@@ -194,7 +194,7 @@ template <class S, int MaxTV>
 void run_semi24_f32(const SpmmF32Problem& p) {
   constexpr int L = S::L;
   constexpr int64_t kTileTokens = MaxTV * L;
-  static_assert(kTileTokens % kPanelTokens == 0, "a tile packs whole blocks of 16 tokens");
+  static_assert(kTileTokens % kPanelTokens == 0, "the tasks' row stride is the panel's (panel_row_floats)");
   static constexpr auto table =
       semi24_task_table<S, kTileTokens>(std::make_integer_sequence<int, MaxTV>{});
   const int64_t n = p.w24->n;

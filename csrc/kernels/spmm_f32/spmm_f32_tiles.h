@@ -40,11 +40,17 @@ namespace {
 // k rounded up to whole blocks, so a block's last columns read zeros.
 inline int64_t padded_k(const BlockSparseMatrix& w) { return w.block_cols * w.block.cols; }
 
+// Floats per input row of a panel of panel_tokens tokens: whole blocks of 16
+// (the transpose writes 16 lanes).
+inline int64_t panel_row_floats(int64_t panel_tokens) {
+  return (panel_tokens + kPanelTokens - 1) / kPanelTokens * kPanelTokens;
+}
+
 // Panels [first, first + count) of this call's activations, packed by the
 // calling thread into its own scratch. A thread that runs several tasks of the
 // same token group in one call packs the group once. A panel holds
 // panel_tokens tokens k-major: input i of its token t at i * row_floats + t
-// (row_floats: panel_tokens rounded up to 16; zero past k, and past the
+// (row_floats = panel_row_floats(panel_tokens); zero past k, and past the
 // call's tokens within a block of 16).
 struct PanelRange {
   const float* data;
@@ -62,7 +68,7 @@ template <class S>
 PanelRange pack_panels(const SpmmF32Problem& p, uint64_t call_id, int64_t group, int64_t first, int64_t count,
                        int64_t k_pad, int64_t panel_tokens = kPanelTokens) {
   thread_local PanelCache<float> cache;
-  const int64_t row_floats = (panel_tokens + kPanelTokens - 1) / kPanelTokens * kPanelTokens;
+  const int64_t row_floats = panel_row_floats(panel_tokens);
   const int64_t panel_floats = k_pad * row_floats;
   if (panel_floats > 0 && cache.claim(call_id, group, static_cast<size_t>(count * panel_floats))) {
     const int64_t k = p.k();
@@ -394,8 +400,7 @@ void run_token_tiles(const SpmmF32Problem& p) {
   s.tokens_per_tile = kTileTokens;
   const int64_t panel_tokens = kWideTokenPanels<R> ? kTileTokens : kPanelTokens;
   s.tokens_per_panel = panel_tokens;
-  s.panel_bytes = k_pad * ((panel_tokens + kPanelTokens - 1) / kPanelTokens * kPanelTokens) *
-                  static_cast<int64_t>(sizeof(float));
+  s.panel_bytes = k_pad * panel_row_floats(panel_tokens) * static_cast<int64_t>(sizeof(float));
   s.block_rows = (row_groups + groups_per_unit - 1) / groups_per_unit;
   s.weight_bytes = static_cast<int64_t>(w.values.size() * sizeof(float));
   s.threads = threads;
