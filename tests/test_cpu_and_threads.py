@@ -69,14 +69,24 @@ def test_bad_num_threads_environment_fails_import():
 BF16_PRODUCTS_CHOICE = """
 import json, numpy as np, sparsecpu as sc
 from sparsecpu import _core
+from sparsecpu.compiler.to_onnx import rounded_bf16
 lin = sc.SparseLinear(np.ones((32, 32), np.float32), pattern="dense", dtype="bf16")
-print(json.dumps(dict(_core.bf16_products(), attention=_core.attention_kernel_for("bf16"), dense_bf16=lin.kernel)))
+rng = np.random.default_rng(0)
+w = sc.prune_weight(rng.standard_normal((40, 72)).astype(np.float32), "2:4")
+semi = sc.SparseLinear(w, pattern="2:4", dtype="bf16")
+fp32 = sc.SparseLinear(rounded_bf16(w), pattern="2:4")
+# Calls on either side of the 2:4 kernels' switch to row vectors (48 tokens), against fp32 on the rounded values.
+x = rng.standard_normal((100, 72)).astype(np.float32)
+error = max(float(np.max(np.abs(semi(x[:m]) - fp32(rounded_bf16(x[:m]))) / (np.abs(rounded_bf16(x[:m])) @ np.abs(rounded_bf16(w)).T)))
+            for m in (8, 48, 49, 100))
+print(json.dumps(dict(_core.bf16_products(), attention=_core.attention_kernel_for("bf16"), dense_bf16=lin.kernel,
+                      semi24_bf16=semi.kernel, semi24_error=error)))
 """
 
 
 @pytest.mark.parametrize("setting", ["auto", "on", "off"])
 def test_bf16_products_setting_decides_the_bf16_kernels(setting, cpu):
-    """int8 and bf16 models' attention and dense bf16 layers run bf16 products only where they pay:
+    """int8 and bf16 models' attention and dense and 2:4 bf16 layers run bf16 products only where they pay:
     'auto' measures vdpbf16ps against vfmadd231ps (bf16 at 1.25x the rate or more), 'on' takes them
     wherever the ISA level has AVX512-BF16, 'off' never; otherwise fp32 kernels on the rounded values."""
     out = run_python(BF16_PRODUCTS_CHOICE, SPARSECPU_BF16_PRODUCTS=setting)
@@ -92,6 +102,8 @@ def test_bf16_products_setting_decides_the_bf16_kernels(setting, cpu):
         assert choice["use"] == (setting == "on") and setting in choice["reason"], choice
     assert choice["attention"].endswith("_bf16") == choice["use"], choice
     assert (choice["dense_bf16"] == "gemm_bf16_avx512_bf16") == choice["use"], choice
+    assert (choice["semi24_bf16"] == "gemm_bf16_semi24_avx512_bf16") == choice["use"], choice
+    assert choice["semi24_error"] <= 1e-6, choice
 
 
 def test_bad_bf16_products_setting_fails_import():

@@ -14,6 +14,7 @@ from reference import linear_reference
 pytestmark = pytest.mark.kernels
 
 BF16_KERNELS = [name for name, _, usable in _core.gemm_bf16_kernels() if usable]
+SEMI24_BF16_KERNELS = [name for name, _, usable in _core.gemm_bf16_semi24_kernels() if usable]
 SHAPES = [(1, 1, 1), (5, 17, 3), (33, 80, 96), (7, 16, 64), (64, 200, 31), (130, 48, 770)]
 
 
@@ -45,6 +46,49 @@ def test_bf16_kernels_match_reference(kernel, m, n, k, rng):
     check(_core.LinearBF16(w, None, "dense", 1, 1, "none", kernel).forward(x), x, w)
 
 
+# 2:4: K not a multiple of 4 (a short last group), rows not a multiple of 16, one
+# token, both sides of the switch from row vectors to token tiles (48 tokens), tiles of
+# 128 tokens with a short last one.
+SEMI24_SHAPES = [(1, 1, 1), (5, 17, 3), (33, 80, 96), (48, 40, 30), (49, 16, 64), (130, 48, 770), (300, 37, 31)]
+
+
+@pytest.mark.parametrize("kernel", SEMI24_BF16_KERNELS)
+@pytest.mark.parametrize("m,n,k", SEMI24_SHAPES)
+def test_semi24_bf16_kernels_match_reference(kernel, m, n, k, rng):
+    x = rng.standard_normal((m, k)).astype(np.float32)
+    w = sc.prune_weight(rng.standard_normal((n, k)).astype(np.float32), "2:4")
+    bias = rng.standard_normal(n).astype(np.float32)
+    residual = rng.standard_normal((m, n)).astype(np.float32)
+    lin = _core.LinearBF16(w, bias, "2:4", 1, 1, "gelu", kernel)
+    assert lin.kernel == kernel and kernel_isa(kernel) in ("ref", "avx512_bf16")
+    y = lin.forward(x, residual)
+    check(y, x, w, bias, "gelu", residual)
+    check(_core.LinearBF16(w, None, "2:4", 1, 1, "none", kernel).forward(x), x, w)
+    if kernel_isa(kernel) != "ref":
+        # Slot 0 in the high half of each pair, which vdpbf16ps multiplies first: a group sums in the
+        # order of the fp32 2:4 kernel on the rounded values (bit for bit on the Sapphire Rapids-class
+        # core the kernel was written on); the bound leaves room for a vdpbf16ps rounding otherwise.
+        fp32 = sc.SparseLinear(rounded_bf16(w), bias, pattern="2:4", activation="gelu")(rounded_bf16(x), residual=residual)
+        _, magnitude = linear_reference(rounded_bf16(x), rounded_bf16(w))
+        assert np.all(np.abs(y - fp32) <= 1e-6 * (magnitude + np.abs(fp32)) + 1e-30)
+
+
+def test_semi24_bf16_kernel_takes_nan_and_refuses_what_it_cannot_run(rng):
+    w = sc.prune_weight(rng.standard_normal((16, 8)).astype(np.float32), "2:4")
+    for kernel in SEMI24_BF16_KERNELS:
+        x = np.ones((3, 8), np.float32)
+        x[1, :] = np.nan  # a NaN token's outputs are NaN, the others' are not
+        y = _core.LinearBF16(w, None, "2:4", 1, 1, "none", kernel).forward(x)
+        assert np.isnan(y[1]).all() and np.isfinite(y[[0, 2]]).all()
+        with pytest.raises(ValueError, match="runs 2:4 weights only"):
+            _core.LinearBF16(w, None, "dense", 1, 1, "none", kernel)
+        with pytest.raises(ValueError, match="breaks 2:4: row 0, group 0"):
+            _core.LinearBF16(np.ones((16, 8), np.float32), None, "2:4", 1, 1, "none", kernel)
+    for kernel in BF16_KERNELS:
+        with pytest.raises(ValueError, match="runs dense weights only"):
+            _core.LinearBF16(w, None, "2:4", 1, 1, "none", kernel)
+
+
 @pytest.mark.parametrize("pattern", ["dense", "4x1", "16x1", "1x4"])
 def test_sparse_linear_bf16_any_pattern(pattern, rng):
     w = sc.prune_weight(rng.standard_normal((96, 130)).astype(np.float32), "4x1", 0.7) if pattern != "dense" \
@@ -58,10 +102,13 @@ def test_sparse_linear_bf16_any_pattern(pattern, rng):
 
 def test_bf16_kernel_runs_where_the_cpu_has_it_and_bf16_products_pay(cpu):
     lin = sc.SparseLinear(np.ones((32, 32), np.float32), pattern="dense", dtype="bf16")
+    semi = sc.SparseLinear(sc.prune_weight(np.ones((32, 32), np.float32), "2:4"), pattern="2:4", dtype="bf16")
     if cpu["isa"] == "avx512_bf16" and _core.bf16_products()["use"]:
         assert lin.kernel == "gemm_bf16_avx512_bf16"
+        assert semi.kernel == "gemm_bf16_semi24_avx512_bf16"
     else:  # fp32 kernels on the bf16-rounded values
         assert lin.kernel in ("spmm_f32_ref",) or lin.kernel.startswith("spmm_f32_dense_")
+        assert semi.kernel in ("spmm_f32_ref",) or semi.kernel.startswith("spmm_f32_semi24_")
 
 
 def test_bf16_nan_propagates():

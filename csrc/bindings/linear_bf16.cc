@@ -19,11 +19,16 @@ using FloatArray = py::array_t<float, py::array::c_style>;
 }  // namespace
 
 void bind_linear_bf16(py::module_& m) {
-  m.def("gemm_bf16_kernels", [] {
+  const auto listing = [](bool semi24) {
     py::list out;
-    for (const GemmBf16Kernel& k : gemm_bf16_kernels()) out.append(py::make_tuple(k.name, isa_name(k.isa), isa_usable(k.isa)));
+    for (const GemmBf16Kernel& k : gemm_bf16_kernels())
+      if (k.semi24 == semi24) out.append(py::make_tuple(k.name, isa_name(k.isa), isa_usable(k.isa)));
     return out;
-  }, "(name, isa, usable) of every bf16 kernel, highest ISA level first.");
+  };
+  m.def("gemm_bf16_kernels", [listing] { return listing(false); },
+        "(name, isa, usable) of every dense bf16 kernel, highest ISA level first.");
+  m.def("gemm_bf16_semi24_kernels", [listing] { return listing(true); },
+        "(name, isa, usable) of every 2:4 bf16 kernel, highest ISA level first.");
 
   py::class_<LinearBF16, std::shared_ptr<LinearBF16>>(m, "LinearBF16")
       .def(py::init([](FloatArray w, std::optional<FloatArray> bias, const std::string& layout, int block_rows, int block_cols,

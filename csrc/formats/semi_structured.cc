@@ -5,6 +5,8 @@
 #include <stdexcept>
 #include <string>
 
+#include "formats/bf16_groups.h"
+
 namespace sparsecpu {
 
 namespace {
@@ -75,6 +77,29 @@ Semi24F32 pack_semi24_f32(const float* w, int64_t n, int64_t k) {
         s.positions[static_cast<size_t>(at)] = static_cast<uint8_t>(position);
         s.values[static_cast<size_t>(at)] = col < k ? w[r * k + col] : 0.0f;  // past k: a zero weight
       }
+  return s;
+}
+
+Semi24Bf16 pack_semi24_bf16(const float* w, int64_t n, int64_t k) {
+  Semi24Bf16 s;
+  s.n = n;
+  s.k = k;
+  s.indices = find_semi24_indices(w, n, k);
+  const size_t size = static_cast<size_t>((n + 15) / 16 * 16 * s.indices.groups);
+  s.pairs.resize(size);  // zero: padding rows multiply nothing
+  s.pair_index.assign(size, 0);
+  for (int64_t r = 0; r < n; ++r)
+    for (int64_t g = 0; g < s.indices.groups; ++g) {
+      const int i0 = s.indices.position(r, g, 0), i1 = s.indices.position(r, g, 1);
+      uint8_t pair = 0;
+      while (kSemi24Pairs[pair][0] != i0 || kSemi24Pairs[pair][1] != i1) ++pair;
+      const auto kept = [&](int position) {  // past k: a zero weight
+        return g * 4 + position < k ? bf16_from_float(w[r * k + g * 4 + position]) : uint16_t{0};
+      };
+      const int64_t at = s.at(r, g);
+      s.pairs[static_cast<size_t>(at)] = static_cast<uint32_t>(kept(i0)) << 16 | kept(i1);
+      s.pair_index[static_cast<size_t>(at)] = pair;
+    }
   return s;
 }
 

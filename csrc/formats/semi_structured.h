@@ -6,6 +6,8 @@
 // Two kernel layouts are built on the same positions:
 //  * fp32: per block of 8 rows, group and kept slot, the rows' values and
 //    their positions in the group.
+//  * bf16: per block of 16 rows and group, each row's two kept weights as one
+//    bf16 pair and which of the group's six position pairs they multiply.
 //  * int8: blocks of 16 output channels; per chunk of two groups (8 inputs)
 //    each channel's four kept values form one dword, next to the chunk
 //    positions of the four activation bytes they multiply; or, for vpmaddwd
@@ -55,6 +57,23 @@ struct Semi24F32 {
 };
 
 Semi24F32 pack_semi24_f32(const float* w, int64_t n, int64_t k);
+
+struct Semi24Bf16 {
+  int64_t n = 0, k = 0;
+  Semi24Indices indices;
+  // Per block of 16 rows, group and row ([ceil(n / 16)][groups][16]; padding
+  // rows hold zeros): the two kept weights rounded to bf16 as one pair, slot 0
+  // in the high half (vdpbf16ps multiplies the high halves first, so a group
+  // sums in the fp32 kernel's order), and which of the group's six position
+  // pairs (kSemi24Pairs) they multiply.
+  AlignedBuffer<uint32_t> pairs;
+  std::vector<uint8_t> pair_index;
+  int64_t at(int64_t row, int64_t group) const { return ((row / 16) * indices.groups + group) * 16 + row % 16; }
+  size_t packed_bytes() const { return pairs.size() * sizeof(uint32_t) + pair_index.size(); }
+};
+
+// w: (n, k) fp32 row-major, 2:4; its kept values are rounded to bf16 (nearest even).
+Semi24Bf16 pack_semi24_bf16(const float* w, int64_t n, int64_t k);
 
 struct Semi24S8 {
   int64_t n = 0, k = 0;

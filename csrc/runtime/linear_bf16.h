@@ -20,7 +20,8 @@ namespace sparsecpu {
 
 class LinearBF16 {
  public:
-  // kernel_name: "" = dispatch; a gemm_bf16 kernel name forces it (dense only).
+  // kernel_name: "" = dispatch; a gemm_bf16 kernel name forces it (a dense
+  // kernel for dense weights, a semi24 one for 2:4 weights).
   LinearBF16(const float* w, int64_t n, int64_t k, const float* bias, WeightLayout layout, BlockShape block,
              Activation activation, const std::string& kernel_name);
 
@@ -37,9 +38,10 @@ class LinearBF16 {
   int64_t nonzeros_ = 0;
   std::vector<float> bias_;
   Activation activation_;
-  ChannelPairsBf16 pairs_;                   // when a bf16 kernel runs
+  ChannelPairsBf16 pairs_;                   // when a dense bf16 kernel runs
+  Semi24Bf16 semi24_;                        // when a 2:4 bf16 kernel runs
   const GemmBf16Kernel* kernel_ = nullptr;
-  std::unique_ptr<LinearF32> rounded_;      // otherwise: fp32 kernels on bf16-rounded weights
+  std::unique_ptr<LinearF32> rounded_;       // otherwise: fp32 kernels on bf16-rounded weights
 };
 
 }  // namespace sparsecpu
