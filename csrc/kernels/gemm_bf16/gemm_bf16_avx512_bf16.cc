@@ -111,9 +111,9 @@ void build_semi24_variants(const GemmBf16Problem& p, int64_t token0, int vectors
   panel.reserve_discarding(static_cast<size_t>(std::max<int64_t>(1, groups * 4 * 16)));
   for (int v = 0; v < vectors; ++v) {
     const int64_t first = token0 + 16 * v;
-    const int rows = static_cast<int>(std::clamp<int64_t>(p.m - first, 0, 16));
-    if (rows > 0) Avx512F32::transpose_to_panel(p.x + first * p.ldx, p.ldx, rows, w.k, panel.data(), 16);
-    std::fill(panel.data() + (rows > 0 ? w.k : 0) * 16, panel.data() + groups * 4 * 16, 0.0f);
+    const int rows = static_cast<int>(std::min<int64_t>(16, p.m - first));  // >= 1: vectors hold tokens
+    Avx512F32::transpose_to_panel(p.x + first * p.ldx, p.ldx, rows, w.k, panel.data(), 16);
+    std::fill(panel.data() + w.k * 16, panel.data() + groups * 4 * 16, 0.0f);
     for (int64_t g = 0; g < groups; ++g) {
       const float* in = panel.data() + 4 * g * 16;
       for (int pair = 0; pair < 6; ++pair)
@@ -222,7 +222,7 @@ void semi24_row_vector(const GemmBf16Problem& p, const uint32_t* xb, int64_t row
   for (int64_t g = 0; g < w.indices.groups; ++g) {
     const __m512bh weights = (__m512bh)_mm512_load_si512(pairs + 16 * g);
     const __m512i words = _mm512_permutexvar_epi32(
-        _mm512_cvtepu8_epi32(_mm_load_si128(reinterpret_cast<const __m128i*>(index + 16 * g))), pair_words_table);
+        _mm512_cvtepu8_epi32(_mm_loadu_si128(reinterpret_cast<const __m128i*>(index + 16 * g))), pair_words_table);
     for (int t = 0; t < T; ++t) {
       uint64_t inputs;  // the group's four bf16 inputs
       std::memcpy(&inputs, x[t] + 2 * g, sizeof inputs);
