@@ -128,6 +128,20 @@ def test_bench_gemm_int8_quick(tmp_path):
     assert all(r["dtype"] == "int8" for r in rows)
 
 
+def test_bench_gemm_bf16_quick(tmp_path, cpu):
+    js = tmp_path / "r.json"
+    out = sparsecpu("bench", "gemm", "--dtype", "bf16", "--shapes", "60,48,40", "--pattern", "2:4,4x1",
+                    "--sparsity", "0.8", "--threads", "1", "--quick", "--json", str(js),
+                    SPARSECPU_BF16_PRODUCTS="on")
+    assert out.returncode == 0, out.stderr
+    ours = {r["variant"]: r for r in json.loads(js.read_text())["rows"]}
+    assert {"numpy dense", "sparsecpu dense", "2:4 @ 0.5", "4x1 @ 0.8"} <= set(ours)
+    has_bf16 = cpu["isa"] == "avx512_bf16"
+    assert (ours["2:4 @ 0.5"]["kernel"] == "gemm_bf16_semi24_avx512_bf16") == has_bf16
+    assert (ours["sparsecpu dense"]["kernel"] == "gemm_bf16_avx512_bf16") == has_bf16
+    assert ours["4x1 @ 0.8"]["kernel"].startswith("spmm_f32_")  # block-sparse bf16: fp32 kernels on rounded values
+
+
 @pytest.mark.parametrize("args,words", [
     (["bench", "gemm", "--shapes", "12,x,3"], ["--shapes", "12,x,3"]),
     (["bench", "gemm", "--sparsity", "1.5"], ["--sparsity", "1.5"]),

@@ -149,8 +149,8 @@ def cmd_bench_gemm(args) -> int:
     from sparsecpu import _core
     from sparsecpu.benchmarks import gemm, peers
 
-    if args.dtype not in ("fp32", "int8"):
-        raise CommandError(f"--dtype {args.dtype}: expected fp32 or int8")
+    if args.dtype not in ("fp32", "int8", "bf16"):
+        raise CommandError(f"--dtype {args.dtype}: expected fp32, int8 or bf16")
     if args.peers_without_amx and not peers.deny_amx():
         raise CommandError("--peers-without-amx: this system did not accept the seccomp filter", EXIT_INPUT)
     try:
@@ -338,7 +338,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="presets (goal, bert, bert-base, bert-large, bert-mini) or M,N,K triples (default goal)")
     g.add_argument("--sparsity", type=_csv(float), default=[0.7, 0.8, 0.9], help="comma list (default 0.7,0.8,0.9)")
     g.add_argument("--pattern", type=_csv(str), default=["16x1", "4x1"], help="comma list (default 16x1,4x1)")
-    g.add_argument("--dtype", default="fp32", help="fp32 (default) or int8")
+    g.add_argument("--dtype", default="fp32",
+                   help="fp32 (default), int8, or bf16 (bf16 kernels only where they pay, see "
+                        "SPARSECPU_BF16_PRODUCTS; else fp32 kernels on bf16-rounded values)")
     g.add_argument("--peers-without-amx", action="store_true",
                    help="refuse AMX to this process so peers (onnxruntime) run at the AVX512-VNNI level, as on a "
                         "CPU without AMX; sparsecpu does not use AMX")

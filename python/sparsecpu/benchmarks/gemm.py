@@ -76,7 +76,9 @@ class Row:
     speedup_vs_our_dense: float
 
 
-PEERS = {"fp32": peers.fp32_peers, "int8": peers.int8_peers}
+# bf16 layers against numpy's fp32 product: no peer multiplies bf16 on the CPU
+# with fp32 in and out; our dense bf16 layer is in the same run.
+PEERS = {"fp32": peers.fp32_peers, "int8": peers.int8_peers, "bf16": peers.fp32_peers}
 
 
 def run(shapes: Sequence[Shape], patterns: Sequence[str], sparsities: Sequence[float], threads: Sequence[int],
