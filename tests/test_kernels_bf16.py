@@ -68,7 +68,8 @@ def test_semi24_bf16_kernels_match_reference(kernel, m, n, k, rng):
         # Slot 0 in the high half of each pair, which vdpbf16ps multiplies first: a group sums in the
         # order of the fp32 2:4 kernel on the rounded values (bit for bit on the Sapphire Rapids-class
         # core the kernel was written on); the bound leaves room for a vdpbf16ps rounding otherwise.
-        fp32 = sc.SparseLinear(rounded_bf16(w), bias, pattern="2:4", activation="gelu")(rounded_bf16(x), residual=residual)
+        fp32 = sc.SparseLinear(rounded_bf16(w), bias, pattern="2:4", activation="gelu")
+        fp32 = fp32(rounded_bf16(x), residual=residual)
         _, magnitude = linear_reference(rounded_bf16(x), rounded_bf16(w))
         assert np.all(np.abs(y - fp32) <= 1e-6 * (magnitude + np.abs(fp32)) + 1e-30)
 

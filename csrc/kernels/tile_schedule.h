@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <atomic>
 #include <cstdint>
+#include <type_traits>
 
 #include "cpu/thread_pool.h"
 #include "formats/aligned_buffer.h"
@@ -94,6 +95,30 @@ void for_each_tile(const TileSchedule& s, const PackFn& pack, const TileFn& tile
         for (int64_t br = slice; br < slice_end; ++br) tile_fn(panels, tile, br);
     }
     task_end();
+  });
+}
+
+// Calls of few tokens that run vectors over rows: pass(vector, token0,
+// tokens, std::integral_constant<int, T>) for every row vector and pass of at
+// most 8 tokens (T = 8, 4, 2 or 1, the narrowest that holds them), the
+// vectors split in one chunk per thread and each walked with its passes
+// inside, so its weights come from memory once and from L1 for the other
+// passes. threads: the problem's setting (0 = the process default).
+template <class Pass>
+void for_each_row_vector_pass(int64_t vectors, int64_t tokens_of_call, int threads, const Pass& pass) {
+  constexpr int64_t kPassTokens = 8;
+  if (threads <= 0) threads = default_num_threads();
+  const int64_t chunks = std::clamp<int64_t>(threads, 1, vectors);
+  const int64_t per_chunk = (vectors + chunks - 1) / chunks;
+  parallel_for(chunks, threads, [&](int64_t chunk) {
+    for (int64_t v = chunk * per_chunk; v < std::min(vectors, (chunk + 1) * per_chunk); ++v)
+      for (int64_t token0 = 0; token0 < tokens_of_call; token0 += kPassTokens) {
+        const int tokens = static_cast<int>(std::min(kPassTokens, tokens_of_call - token0));
+        if (tokens > 4) pass(v, token0, tokens, std::integral_constant<int, 8>());
+        else if (tokens > 2) pass(v, token0, tokens, std::integral_constant<int, 4>());
+        else if (tokens > 1) pass(v, token0, tokens, std::integral_constant<int, 2>());
+        else pass(v, token0, tokens, std::integral_constant<int, 1>());
+      }
   });
 }
 

@@ -235,30 +235,19 @@ void semi24_row_vector(const GemmBf16Problem& p, const uint32_t* xb, int64_t row
   const __m512 bias = e.bias ? Avx512F32::load_partial(e.bias + row0, lanes) : _mm512_setzero_ps();
   for (int t = 0; t < tokens; ++t) {
     __m512 out = activate<Avx512F32>(_mm512_add_ps(acc[t], bias), e.activation);
-    if (e.residual) out = _mm512_add_ps(out, Avx512F32::load_partial(e.residual + (token0 + t) * e.ld_residual + row0, lanes));
+    if (e.residual)
+      out = _mm512_add_ps(out, Avx512F32::load_partial(e.residual + (token0 + t) * e.ld_residual + row0, lanes));
     Avx512F32::store_partial(p.y + (token0 + t) * p.ldy + row0, out, lanes);
   }
 }
 
 void run_semi24_row_vectors(const GemmBf16Problem& p) {
-  constexpr int kTokens = 8;  // per pass over a vector's weights
   const Semi24Bf16& w = *p.w24;
   const int64_t row_pairs = 2 * w.indices.groups;  // a row's four inputs per group, zero past k
   AlignedBuffer<uint32_t> xb(static_cast<size_t>(std::max<int64_t>(1, p.m * row_pairs)));
   for (int64_t i = 0; i < p.m; ++i) to_bf16_pairs(p.x + i * p.ldx, w.k, xb.data() + i * row_pairs);
-  const int64_t vectors = (w.n + 15) / 16;
-  const int threads = p.threads > 0 ? p.threads : default_num_threads();
-  const int64_t chunks = std::clamp<int64_t>(threads, 1, vectors);
-  const int64_t per_chunk = (vectors + chunks - 1) / chunks;
-  parallel_for(chunks, threads, [&](int64_t chunk) {
-    for (int64_t v = chunk * per_chunk; v < std::min(vectors, (chunk + 1) * per_chunk); ++v)
-      for (int64_t token0 = 0; token0 < p.m; token0 += kTokens) {
-        const int tokens = static_cast<int>(std::min<int64_t>(kTokens, p.m - token0));
-        if (tokens > 4) semi24_row_vector<8>(p, xb.data(), row_pairs, token0, tokens, 16 * v);
-        else if (tokens > 2) semi24_row_vector<4>(p, xb.data(), row_pairs, token0, tokens, 16 * v);
-        else if (tokens > 1) semi24_row_vector<2>(p, xb.data(), row_pairs, token0, tokens, 16 * v);
-        else semi24_row_vector<1>(p, xb.data(), row_pairs, token0, tokens, 16 * v);
-      }
+  for_each_row_vector_pass((w.n + 15) / 16, p.m, p.threads, [&](int64_t v, int64_t token0, int tokens, auto t) {
+    semi24_row_vector<decltype(t)::value>(p, xb.data(), row_pairs, token0, tokens, 16 * v);
   });
 }
 

@@ -29,7 +29,7 @@ void gemm_bf16_ref(const GemmBf16Problem& p) {
 void gemm_bf16_semi24_ref(const GemmBf16Problem& p) {
   const Semi24Bf16& w = *p.w24;
   parallel_for(p.m, p.threads, [&](int64_t i) {
-    std::vector<double> x(static_cast<size_t>(w.indices.groups * 4), 0.0);  // zero past k
+    std::vector<double> x(static_cast<size_t>(w.indices.groups * 4), 0.0);  // 0 past k
     for (int64_t j = 0; j < w.k; ++j) x[j] = float_from_bf16(bf16_from_float(p.x[i * p.ldx + j]));
     for (int64_t c = 0; c < w.n; ++c) {
       double sum = 0.0;

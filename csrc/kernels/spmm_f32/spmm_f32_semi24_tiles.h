@@ -165,20 +165,9 @@ constexpr int64_t kSemi24RowVectorMaxTokens = S::L == 16 ? 48 : 32;
 
 template <class S>
 void run_semi24_row_vectors_f32(const SpmmF32Problem& p) {
-  constexpr int kTokens = 8;  // per pass over a vector's weights
   const int64_t vectors = (p.w24->n + S::L - 1) / S::L;
-  const int threads = p.threads > 0 ? p.threads : default_num_threads();
-  const int64_t chunks = std::clamp<int64_t>(threads, 1, vectors);
-  const int64_t per_chunk = (vectors + chunks - 1) / chunks;
-  parallel_for(chunks, threads, [&](int64_t chunk) {
-    for (int64_t v = chunk * per_chunk; v < std::min(vectors, (chunk + 1) * per_chunk); ++v)
-      for (int64_t token0 = 0; token0 < p.m; token0 += kTokens) {
-        const int tokens = static_cast<int>(std::min<int64_t>(kTokens, p.m - token0));
-        if (tokens > 4) semi24_row_vector_f32<S, 8>(p, token0, tokens, v * S::L);
-        else if (tokens > 2) semi24_row_vector_f32<S, 4>(p, token0, tokens, v * S::L);
-        else if (tokens > 1) semi24_row_vector_f32<S, 2>(p, token0, tokens, v * S::L);
-        else semi24_row_vector_f32<S, 1>(p, token0, tokens, v * S::L);
-      }
+  for_each_row_vector_pass(vectors, p.m, p.threads, [&](int64_t v, int64_t token0, int tokens, auto t) {
+    semi24_row_vector_f32<S, decltype(t)::value>(p, token0, tokens, v * S::L);
   });
 }
 
