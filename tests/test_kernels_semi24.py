@@ -108,8 +108,15 @@ def test_bf16_is_fp32_on_rounded_values():
     w = random_2_4(rng, 40, 72)
     x = rng.standard_normal((33, 72)).astype(np.float32)
 
-    y = SparseLinear(w, pattern="2:4", dtype="bf16")(x)
-    np.testing.assert_array_equal(y, SparseLinear(bf16(w), pattern="2:4")(bf16(x)))
+    layer = SparseLinear(w, pattern="2:4", dtype="bf16")
+    y, expected = layer(x), SparseLinear(bf16(w), pattern="2:4")(bf16(x))
+    if layer.kernel.startswith("gemm_bf16_"):
+        # vdpbf16ps (where bf16 products pay): the same products in the same order, but a core
+        # or emulation may round a pair's two products together (SIMDe's does: 1-ulp differences).
+        magnitude = np.abs(bf16(x)).astype(np.float64) @ np.abs(bf16(w)).T.astype(np.float64)
+        assert np.all(np.abs(y - expected) <= 1e-6 * magnitude)
+    else:  # the fp32 2:4 kernel on the rounded values
+        np.testing.assert_array_equal(y, expected)
 
 
 def test_matches_the_same_weight_in_other_layouts():
