@@ -79,8 +79,10 @@ fp32 = sc.SparseLinear(rounded_bf16(w), pattern="2:4")
 x = rounded_bf16(rng.standard_normal((100, 72)).astype(np.float32))
 magnitude = np.abs(x) @ np.abs(rounded_bf16(w)).T
 error = max(float(np.max(np.abs(semi(x[:m]) - fp32(x[:m])) / magnitude[:m])) for m in (8, 48, 49, 100))
+from sparsecpu.compiler import formats
+cost_scale = formats._costs("bf16")[(4, 1)] / formats._COST["fp32"][(4, 1)]  # compiler: block vs dense bf16
 print(json.dumps(dict(_core.bf16_products(), attention=_core.attention_kernel_for("bf16"), dense_bf16=lin.kernel,
-                      semi24_bf16=semi.kernel, semi24_error=error)))
+                      semi24_bf16=semi.kernel, semi24_error=error, cost_scale=cost_scale)))
 """
 
 
@@ -104,6 +106,8 @@ def test_bf16_products_setting_decides_the_bf16_kernels(setting, cpu):
     assert (choice["dense_bf16"] == "gemm_bf16_avx512_bf16") == choice["use"], choice
     assert (choice["semi24_bf16"] == "gemm_bf16_semi24_avx512_bf16") == choice["use"], choice
     assert choice["semi24_error"] <= 1e-6, choice
+    # The compiler costs block-sparse bf16 layers (fp32 kernels) against the dense bf16 layer that runs.
+    assert choice["cost_scale"] == pytest.approx(0.75 if choice["use"] else 1.0), choice
 
 
 def test_bad_bf16_products_setting_fails_import():

@@ -29,11 +29,12 @@ _COST = {
     "int8": {(16, 1): 2.2, (8, 1): 2.2, (4, 1): 2.3, (2, 1): 3.0, (1, 1): 4.5,
              (1, 4): 2.5, (4, 4): 2.3, (1, 16): 2.5, (16, 4): 2.2},
 }
-# bf16 with AVX512-BF16: dense layers run vdpbf16ps, sparse ones the fp32 block kernels on
-# bf16-rounded weights. How fast vdpbf16ps is depends on the core: on the Sapphire Rapids class
-# machine of docs/BENCHMARKS.md our bf16 dense kernel runs 0.75x our fp32 dense one (the
-# instruction issues at about half the FMA rate there; AMD Zen 4/5 issue it at the FMA rate).
-# Without AVX512-BF16 every bf16 layer runs fp32 kernels, costed as fp32.
+# bf16 where bf16 products are used (AVX512-BF16 and the probe of kernels/peak/peak.h, or
+# SPARSECPU_BF16_PRODUCTS=on): dense layers run vdpbf16ps, block-sparse ones the fp32 block
+# kernels on bf16-rounded weights. How fast vdpbf16ps is depends on the core: on the Sapphire
+# Rapids class machine of docs/BENCHMARKS.md our bf16 dense kernel runs 0.75x our fp32 dense one
+# (the instruction issues at about half the FMA rate there; AMD Zen 4/5 issue it at the FMA rate).
+# Elsewhere every bf16 layer runs fp32 kernels, costed as fp32.
 _BF16_DENSE_SPEEDUP = 0.75
 # Whole-layer cost of the 2:4 kernels relative to dense (geometric means over the goal shapes,
 # docs/BENCHMARKS.md): fp32 and int8 both run about 1.15x our dense kernel.
@@ -59,8 +60,9 @@ def _costs(dtype: str) -> Dict[Tuple[int, int], float]:
         return _COST[dtype]
     from .._native import core
 
-    has_bf16_kernel = any(usable and isa != "ref" for _, isa, usable in core.gemm_bf16_kernels())
-    speedup = _BF16_DENSE_SPEEDUP if has_bf16_kernel else 1.0
+    runs_bf16_products = core.bf16_products()["use"] and any(
+        usable and isa != "ref" for _, isa, usable in core.gemm_bf16_kernels())
+    speedup = _BF16_DENSE_SPEEDUP if runs_bf16_products else 1.0
     return {block: cost * speedup for block, cost in _COST["fp32"].items()}
 
 
