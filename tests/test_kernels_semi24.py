@@ -15,6 +15,7 @@ pytestmark = pytest.mark.kernels
 
 S8_KERNELS = [k.name for k in _core.spmm_s8_kernels() if k.usable and k.semi24]
 F32_KERNELS = [k.name for k in _core.spmm_f32_kernels() if k.usable and k.semi24]
+SEMI24_BF16_KERNELS = [name for name, _, usable in _core.gemm_bf16_semi24_kernels() if usable]
 # M = 1, K not a multiple of 4 or 8, tails of the token tiles (int8 32 or 64 tokens, fp32 64 or 128)
 # and row vectors; the AVX2 int8 kernel's tiles of every count of 8-token vectors (M = 65, 76, 84,
 # 96, 97, 45, 56, 64) and its path for calls under 32 tokens; the fp32 kernels' vectors over rows
@@ -163,6 +164,9 @@ def test_threads_give_identical_results():
     w = random_2_4(rng, 300, 96)
     for m in (10, 20, 40, 200):  # the AVX2 kernels' designs for few and many tokens, and several tiles
         x = rng.standard_normal((m, 96)).astype(np.float32)
-        for dtype in ("fp32", "int8"):
+        for dtype in ("fp32", "int8", "bf16"):
             lin = SparseLinear(w, pattern="2:4", dtype=dtype)
             np.testing.assert_array_equal(lin._impl.forward(x, None, 1), lin._impl.forward(x, None, 2))
+        for kernel in SEMI24_BF16_KERNELS:  # rows split between threads, a tile's variants built once per thread
+            lin = _core.LinearBF16(w, None, "2:4", 1, 1, "none", kernel)
+            np.testing.assert_array_equal(lin.forward(x, None, 1), lin.forward(x, None, 2))

@@ -54,7 +54,7 @@ void bind_cpu(py::module_& m) {
     out["fp32_gflops"] = choice->fp32_gflops;
     out["reason"] = choice->reason;
     return out;
-  }, "Whether kernels with bf16 products (int8 and bf16 models' attention, dense bf16 layers) run, and why.");
+  }, "Whether kernels with bf16 products (int8 and bf16 models' attention, dense and 2:4 bf16 layers) run, and why.");
   m.def("set_num_threads", &set_default_num_threads, py::arg("n"));
   m.def("get_num_threads", &default_num_threads);
 }

@@ -3,7 +3,7 @@
 // be shorter). Every group keeps exactly two positions i0 < i1, 2 bits each;
 // a group with fewer nonzeros is completed with its lowest zero positions.
 //
-// Two kernel layouts are built on the same positions:
+// Three kernel layouts are built on the same positions:
 //  * fp32: per block of 8 rows, group and kept slot, the rows' values and
 //    their positions in the group.
 //  * bf16: per block of 16 rows and group, each row's two kept weights as one

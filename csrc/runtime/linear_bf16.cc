@@ -16,8 +16,8 @@ LinearBF16::LinearBF16(const float* w, int64_t n, int64_t k, const float* bias, 
   for (int64_t i = 0; i < n * k; ++i) nonzeros_ += w[i] != 0.0f;
   // Unnamed, a bf16 kernel only where bf16 products pay (kernels/peak/peak.h);
   // else fp32 kernels on the same rounded weights and activations.
-  const auto dispatched = [](const GemmBf16Kernel& k) {
-    return k.isa != Isa::ref && bf16_products().use ? &k : nullptr;
+  const auto dispatched = [](const GemmBf16Kernel& kernel) {
+    return kernel.isa != Isa::ref && bf16_products().use ? &kernel : nullptr;
   };
   if (!kernel_name.empty()) {
     kernel_ = &gemm_bf16_kernel_by_name(kernel_name);

@@ -1,10 +1,11 @@
 // A linear layer in bf16: weights and activations rounded to bf16 (nearest
 // even), products summed in fp32, fused epilogue as for fp32.
 //
-// Dense layers run the bf16 kernels (vdpbf16ps where the CPU has AVX512-BF16).
-// Block-sparse and 2:4 layers, and dense layers on CPUs without AVX512-BF16, run the
-// fp32 kernels on the bf16-rounded weights with activations rounded on the way
-// in: the same products, summed in fp32 in another order.
+// Dense and 2:4 layers run the bf16 kernels (vdpbf16ps) where bf16 products
+// pay (bf16_products(), kernels/peak/peak.h). Block-sparse layers, and the
+// others elsewhere, run the fp32 kernels on the bf16-rounded weights with
+// activations rounded on the way in: the same products, summed in fp32 in
+// another order (2:4: in the same order).
 #pragma once
 
 #include <cstdint>

@@ -29,8 +29,9 @@ class SparseLinear:
     symmetrically per output channel, activations per token on the fly (u8
     with a zero point), int32 accumulation, dequantized in the fused epilogue;
     or "bf16": weights and activations rounded to bf16, products summed in
-    fp32 (AVX512-BF16 kernels for dense weights where the CPU has them, else
-    our fp32 kernels on the rounded values).
+    fp32 (AVX512-BF16 kernels for dense and 2:4 weights where the CPU has them
+    and they pay, see SPARSECPU_BF16_PRODUCTS; else our fp32 kernels on the
+    rounded values).
     activation: None, "gelu" (erf form) or "relu". ``kernel`` forces a
     registered kernel by name (tests, benchmarks).
     """

@@ -1,6 +1,7 @@
 // AVX512-BF16 kernels. Dense: tiles of 6 tokens x 64 channels (24
 // accumulators), one vdpbf16ps per token and 16 channels per input pair.
-// 2:4: vectors over tokens, one vdpbf16ps per row, group and 16 tokens (below).
+// 2:4: one vdpbf16ps per row, group and 16 tokens with vectors over tokens,
+// or per 16 rows, group and token with vectors over rows (few tokens; below).
 #include <algorithm>
 #include <cstring>
 

@@ -17,7 +17,7 @@ struct PeakProbe {
 PeakProbe measure_peak(const std::string& kind, double seconds);
 
 // Whether the kernels whose products are bf16 (the attention of int8 and bf16
-// models, dense bf16 layers) run, or their fp32 counterparts. AVX512-BF16 is
+// models, dense and 2:4 bf16 layers) run, or their fp32 counterparts. AVX512-BF16 is
 // not enough: `vdpbf16ps` did 2x the multiply-adds per second of
 // `vfmadd231ps` on Zen 5 but 0.45x on a Sapphire Rapids-class core, where the
 // fp32 attention then ran 1.66x the bf16 one. SPARSECPU_BF16_PRODUCTS:

@@ -1,8 +1,9 @@
 """GEMM-shape microbenchmark: our sparse kernels vs dense baselines, same run.
 
 For each shape (M tokens, N out, K in) and thread count, times the dense peers
-(fp32: numpy; int8: onnxruntime MatMulInteger and dynamic int8 MatMul, torch's
-dynamic int8 Linear, when installed), our dense kernel and our sparse kernels
+(fp32 and bf16: numpy's fp32 product; int8: onnxruntime MatMulInteger and
+dynamic int8 MatMul, torch's dynamic int8 Linear, when installed), our dense
+kernel and our sparse kernels
 at each pattern and sparsity; reports medians. Our int8 timings start from
 float32 activations (quantization included) and end with float32 outputs.
 """
