@@ -134,8 +134,12 @@ def test_bench_gemm_bf16_quick(tmp_path, cpu):
                     "--sparsity", "0.8", "--threads", "1", "--quick", "--json", str(js),
                     SPARSECPU_BF16_PRODUCTS="on")
     assert out.returncode == 0, out.stderr
-    ours = {r["variant"]: r for r in json.loads(js.read_text())["rows"]}
+    data = json.loads(js.read_text())
+    ours = {r["variant"]: r for r in data["rows"]}
     assert {"numpy dense", "sparsecpu dense", "2:4 @ 0.5", "4x1 @ 0.8"} <= set(ours)
+    for row in data["rows"]:  # % of the peak of the products the row ran: vdpbf16ps, or fp32 FMA
+        kind = "bf16" if row["kernel"].startswith("gemm_bf16") else "fp32"
+        assert row["percent_of_peak"] == pytest.approx(100 * row["gops_real"] / data["machine"]["peaks"][kind]["gops"])
     has_bf16 = cpu["isa"] == "avx512_bf16"
     assert (ours["2:4 @ 0.5"]["kernel"] == "gemm_bf16_semi24_avx512_bf16") == has_bf16
     assert (ours["sparsecpu dense"]["kernel"] == "gemm_bf16_avx512_bf16") == has_bf16

@@ -164,7 +164,8 @@ def cmd_bench_gemm(args) -> int:
         raise CommandError("--threads: each count must be >= 1")
     rounds, min_seconds = (3, 0.01) if args.quick else (args.repeats, 0.05)
     machine = gemm.describe_machine()
-    machine["peaks"] = {args.dtype: _core.measure_peak(args.dtype, 0.05 if args.quick else 0.3)}
+    kinds = [args.dtype, "fp32"] if args.dtype == "bf16" else [args.dtype]  # bf16: some rows run fp32 products
+    machine["peaks"] = {kind: _core.measure_peak(kind, 0.05 if args.quick else 0.3) for kind in kinds}
     machine["peers_without_amx"] = bool(args.peers_without_amx)
     print(gemm.format_machine(machine))
     print(f"{len(shapes)} shape(s) x patterns {','.join(args.pattern)} x sparsities "
@@ -181,7 +182,8 @@ def cmd_bench_gemm(args) -> int:
 
     try:
         rows = gemm.run(shapes, args.pattern, args.sparsity, args.threads, dtype=args.dtype, rounds=rounds,
-                        min_seconds=min_seconds, peak_gops=machine["peaks"][args.dtype]["gops"], progress=progress)
+                        min_seconds=min_seconds, peak_gops=machine["peaks"][args.dtype]["gops"], progress=progress,
+                        fp32_peak_gops=machine["peaks"].get("fp32", {}).get("gops", 0.0))
     except ValueError as exc:
         raise CommandError(str(exc)) from None
     print()

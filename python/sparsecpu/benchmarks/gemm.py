@@ -84,7 +84,9 @@ PEERS = {"fp32": peers.fp32_peers, "int8": peers.int8_peers, "bf16": peers.fp32_
 
 def run(shapes: Sequence[Shape], patterns: Sequence[str], sparsities: Sequence[float], threads: Sequence[int],
         dtype: str = "fp32", rounds: int = 7, min_seconds: float = 0.05, seed: int = 0, peak_gops: float = 0.0,
-        progress=None) -> List[Row]:
+        progress=None, fp32_peak_gops: float = 0.0) -> List[Row]:
+    """peak_gops: the dtype's single-core peak for % of peak; fp32_peak_gops (bf16 runs): the
+    peak of rows that ran fp32 products (numpy, and layers on fp32 kernels)."""
     if dtype not in PEERS:
         raise ValueError(f"dtype '{dtype}': expected one of {', '.join(PEERS)}")
     for p in patterns:
@@ -126,9 +128,10 @@ def run(shapes: Sequence[Shape], patterns: Sequence[str], sparsities: Sequence[f
                 def add(variant, pattern, sparsity, kernel, nnz):
                     tm = timings[variant]
                     real = 2.0 * nnz * m / tm.median / 1e9
+                    peak = fp32_peak_gops if dtype == "bf16" and not kernel.startswith("gemm_bf16") else peak_gops
                     rows.append(Row(m, n, k, t, dtype, variant, pattern, sparsity, kernel, tm.median * 1e3,
                                     tm.spread, ops / tm.median / 1e9, real,
-                                    100.0 * real / (peak_gops * t) if peak_gops else 0.0,
+                                    100.0 * real / (peak * t) if peak else 0.0,
                                     baseline, base / tm.median, base_ours / tm.median))
 
                 for name in baselines:
