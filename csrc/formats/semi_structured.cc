@@ -90,14 +90,13 @@ Semi24Bf16 pack_semi24_bf16(const float* w, int64_t n, int64_t k) {
   s.pair_index.assign(size, 0);
   for (int64_t r = 0; r < n; ++r)
     for (int64_t g = 0; g < s.indices.groups; ++g) {
-      const int i0 = s.indices.position(r, g, 0), i1 = s.indices.position(r, g, 1);
-      uint8_t pair = 0;
-      while (kSemi24Pairs[pair][0] != i0 || kSemi24Pairs[pair][1] != i1) ++pair;
+      const uint8_t pair = s.indices.pair(r, g);
       const auto kept = [&](int position) {  // past k: a zero weight
         return g * 4 + position < k ? bf16_from_float(w[r * k + g * 4 + position]) : uint16_t{0};
       };
       const int64_t at = s.at(r, g);
-      s.pairs[static_cast<size_t>(at)] = static_cast<uint32_t>(kept(i0)) << 16 | kept(i1);
+      s.pairs[static_cast<size_t>(at)] = static_cast<uint32_t>(kept(kSemi24Pairs[pair][0])) << 16 |
+                                          kept(kSemi24Pairs[pair][1]);
       s.pair_index[static_cast<size_t>(at)] = pair;
     }
   return s;
@@ -132,9 +131,7 @@ void widen_to_row_pairs(Semi24S8& w) {
   w.row_pair_index.assign(static_cast<size_t>(padded_rows * groups), 0);
   for (int64_t r = 0; r < w.n; ++r)
     for (int64_t g = 0; g < groups; ++g) {
-      const int i0 = w.indices.position(r, g, 0), i1 = w.indices.position(r, g, 1);
-      uint8_t pair = 0;
-      while (kSemi24Pairs[pair][0] != i0 || kSemi24Pairs[pair][1] != i1) ++pair;
+      const uint8_t pair = w.indices.pair(r, g);
       const size_t from = static_cast<size_t>(w.at(r, g / 2, 2 * (g % 2)));
       const uint32_t lo = static_cast<uint16_t>(int16_t{w.values[from]});
       const uint32_t hi = static_cast<uint16_t>(int16_t{w.values[from + 1]});

@@ -23,6 +23,9 @@
 
 namespace sparsecpu {
 
+// The six position pairs (i0 < i1) a 2:4 group can keep.
+constexpr int kSemi24Pairs[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
+
 struct Semi24Indices {
   int64_t n = 0, k = 0;
   int64_t groups = 0;          // ceil(k / 4)
@@ -33,6 +36,13 @@ struct Semi24Indices {
   int position(int64_t row, int64_t group, int which) const {
     const int nibble = (codes[static_cast<size_t>(row * bytes_per_row + group / 2)] >> (4 * (group % 2))) & 15;
     return which == 0 ? nibble & 3 : nibble >> 2;
+  }
+  // Which of kSemi24Pairs group g of row r keeps.
+  uint8_t pair(int64_t row, int64_t group) const {
+    const int i0 = position(row, group, 0), i1 = position(row, group, 1);
+    uint8_t pair = 0;
+    while (kSemi24Pairs[pair][0] != i0 || kSemi24Pairs[pair][1] != i1) ++pair;
+    return pair;
   }
   size_t packed_bytes() const { return codes.size(); }
 };
@@ -105,9 +115,6 @@ struct Semi24S8 {
 
 // w: (n, k) int8 row-major, already 2:4.
 Semi24S8 pack_semi24_s8(const int8_t* w, int64_t n, int64_t k);
-
-// The six position pairs (i0 < i1) a 2:4 group can keep.
-constexpr int kSemi24Pairs[6][2] = {{0, 1}, {0, 2}, {0, 3}, {1, 2}, {1, 3}, {2, 3}};
 
 // The layout of kernels without VNNI, whose vpmaddwd multiplies 16-bit pairs:
 // a 2:4 group is one pair, so a lane does a group where dense does half of

@@ -18,5 +18,13 @@ inline void prefetch_ahead(const void* p, int64_t ahead, size_t bytes) {
     __builtin_prefetch(reinterpret_cast<const void*>(line));
 }
 
+// A 2:4 row's `count` weights and their position bytes in the next block of
+// rows, `ahead` entries away (the 2:4 kernels interleave rows in blocks).
+template <class T>
+inline void prefetch_next_row_block(const T* values, const uint8_t* positions, int64_t ahead, int64_t count) {
+  prefetch_ahead(values, ahead * static_cast<int64_t>(sizeof(T)), static_cast<size_t>(count) * sizeof(T));
+  prefetch_ahead(positions, ahead, static_cast<size_t>(count));
+}
+
 }  // namespace
 }  // namespace sparsecpu

@@ -8,6 +8,7 @@
 #include "cpu/thread_pool.h"
 #include "formats/aligned_buffer.h"
 #include "kernels/gemm_bf16/gemm_bf16.h"
+#include "kernels/prefetch.h"
 #include "kernels/simd/avx512.h"
 #include "kernels/simd/activation.h"
 #include "kernels/simd/bf16_pairs.h"
@@ -99,12 +100,10 @@ void run_tile(const GemmBf16Problem& p, const uint32_t* xb, int64_t k_pairs, int
 constexpr int kSemi24Vectors = 8;  // vectors of 16 tokens per tile
 constexpr int64_t kSemi24TileTokens = 16 * kSemi24Vectors;
 
-// kSemi24Pairs index -> the high (slot 0) and low (slot 1) input of the pair.
-constexpr int kPairHigh[6] = {0, 0, 0, 1, 1, 2}, kPairLow[6] = {1, 2, 3, 2, 3, 3};
-
 // The variants of tokens [token0, token0 + 16 * vectors) (zero past the
 // call's tokens and past k): vector (g * 6 + pair) * vectors + v, lane t
-// holding bf16(x[4g + high]) << 16 | bf16(x[4g + low]) of token token0 + 16v + t.
+// holding bf16(x[4g + i0]) << 16 | bf16(x[4g + i1]) of token token0 + 16v + t for the
+// pair's positions (i0, i1) = kSemi24Pairs[pair]: slot 0 high, as the weights.
 void build_semi24_variants(const GemmBf16Problem& p, int64_t token0, int vectors, uint32_t* variants) {
   const Semi24Bf16& w = *p.w24;
   const int64_t groups = w.indices.groups;
@@ -118,7 +117,7 @@ void build_semi24_variants(const GemmBf16Problem& p, int64_t token0, int vectors
     for (int64_t g = 0; g < groups; ++g) {
       const float* in = panel.data() + 4 * g * 16;
       for (int pair = 0; pair < 6; ++pair)
-        interleave_bf16_pairs(in + kPairLow[pair] * 16, in + kPairHigh[pair] * 16, 16,
+        interleave_bf16_pairs(in + kSemi24Pairs[pair][1] * 16, in + kSemi24Pairs[pair][0] * 16, 16,
                               variants + ((g * 6 + pair) * vectors + v) * 16);
     }
   }
@@ -136,11 +135,7 @@ void semi24_rows(const Semi24Bf16& w, const uint32_t* variants, int64_t g0, int6
     const int64_t at = w.at(r, g0);
     const uint32_t* pair = w.pairs.data() + at;
     const uint8_t* index = w.pair_index.data() + at;
-    if (r % 16 == 0) {  // the next block of rows, a whole row block away
-      const int64_t ahead = w.indices.groups * 16;
-      prefetch_ahead(pair, ahead * static_cast<int64_t>(sizeof(uint32_t)), (g1 - g0) * 16 * sizeof(uint32_t));
-      prefetch_ahead(index, ahead, (g1 - g0) * 16);
-    }
+    if (r % 16 == 0) prefetch_next_row_block(pair, index, w.indices.groups * 16, (g1 - g0) * 16);
     const uint32_t* group = variants + g0 * 6 * TV * 16;
     for (int64_t g = g0; g < g1; ++g, pair += 16, index += 16, group += 6 * TV * 16) {
       const __m512bh weights = (__m512bh)_mm512_set1_epi32(static_cast<int>(*pair));
@@ -199,10 +194,10 @@ constexpr Semi24TaskFn kSemi24Tasks[kSemi24Vectors] = {&semi24_task<1>, &semi24_
 // and two FMAs (spmm_f32_semi24_tiles.h), and switch at the same count.
 constexpr int64_t kSemi24RowVectorMaxTokens = 48;
 
-// Per kSemi24Pairs index, the words (low input, high input) a row's lane takes
-// from the group's four inputs.
+// Per kSemi24Pairs index, the words (i1 low, i0 high) a row's lane takes from
+// the group's four inputs.
 constexpr uint32_t pair_words(int pair) {
-  return static_cast<uint32_t>(kPairLow[pair]) | static_cast<uint32_t>(kPairHigh[pair]) << 16;
+  return static_cast<uint32_t>(kSemi24Pairs[pair][1]) | static_cast<uint32_t>(kSemi24Pairs[pair][0]) << 16;
 }
 
 // Rows [row0, row0 + 16) x tokens [token0, token0 + tokens), tokens <= T;

@@ -42,11 +42,7 @@ void semi24_rows_f32(const Semi24F32& w, const float* x, int64_t g0, int64_t g1,
     const int64_t at = w.at(r, g0, 0);
     const float* value = w.values.data() + at;
     const uint8_t* position = w.positions.data() + at;
-    if (r % 8 == 0) {  // the next block of rows, a whole row block away
-      const int64_t ahead = w.indices.groups * 16;
-      prefetch_ahead(value, ahead * static_cast<int64_t>(sizeof(float)), (g1 - g0) * 16 * sizeof(float));
-      prefetch_ahead(position, ahead, (g1 - g0) * 16);
-    }
+    if (r % 8 == 0) prefetch_next_row_block(value, position, w.indices.groups * 16, (g1 - g0) * 16);
     const float* group = x + 4 * g0 * kRowFloats;  // the group's first input row
     for (int64_t g = g0; g < g1; ++g, value += 16, position += 16, group += 4 * kRowFloats)
       for (int which = 0; which < 2; ++which) {
