@@ -27,6 +27,9 @@ struct GemmBf16Problem {
   float* y = nullptr;
   int64_t ldy = 0;
   int threads = 0;  // 0 = the process default
+
+  int64_t n() const { return w ? w->n : w24->n; }
+  FloatOutput output() const { return FloatOutput{y, ldy, n(), epilogue}; }
 };
 
 using GemmBf16Fn = void (*)(const GemmBf16Problem&);

@@ -10,7 +10,6 @@
 #include "kernels/gemm_bf16/gemm_bf16.h"
 #include "kernels/prefetch.h"
 #include "kernels/simd/avx512.h"
-#include "kernels/simd/activation.h"
 #include "kernels/simd/bf16_pairs.h"
 #include "kernels/spmm_f32/spmm_f32_tiles.h"
 
@@ -48,17 +47,13 @@ void tile(const GemmBf16Problem& p, const uint32_t* xb, int64_t k_pairs, int64_t
       for (int g = 0; g < NR; ++g) acc[t][g] = _mm512_dpbf16_ps(acc[t][g], wv[g], xv);
     }
   }
-  const Epilogue& e = p.epilogue;
-  for (int g = 0; g < NR; ++g) {
-    const int64_t c0 = (g0 + g) * 16;
-    const int lanes = static_cast<int>(std::min<int64_t>(16, w.n - c0));
-    const __m512 bias = e.bias ? Avx512F32::load_partial(e.bias + c0, lanes) : _mm512_setzero_ps();
-    for (int t = 0; t < MR; ++t) {
-      __m512 v = activate<Avx512F32>(_mm512_add_ps(acc[t][g], bias), e.activation);
-      if (e.residual) v = _mm512_add_ps(v, Avx512F32::load_partial(e.residual + (t0 + t) * e.ld_residual + c0, lanes));
-      Avx512F32::store_partial(p.y + (t0 + t) * p.ldy + c0, v, lanes);
-    }
-  }
+  // One unrolled store out of registers, then the fp32 kernels' epilogue (see channel_tile).
+  alignas(64) float sums[NR][MR][16];
+#pragma GCC unroll 64
+  for (int g = 0; g < NR; ++g)
+#pragma GCC unroll 64
+    for (int t = 0; t < MR; ++t) _mm512_store_ps(sums[g][t], acc[t][g]);
+  store_channel_sums<Avx512F32, NR, MR>(p.output(), sums, t0, MR, g0 * 16);
 }
 
 template <int MR>
@@ -158,12 +153,7 @@ void semi24_task(const GemmBf16Problem& p, const uint32_t* variants, int64_t tok
   scratch.reserve_discarding(static_cast<size_t>(kSliceRows * kTileTokens));
   float* sums = scratch.data();
   const Semi24Bf16& w = *p.w24;
-  // The fp32 epilogue's view of the problem: it reads only y, ldy and the epilogue.
-  SpmmF32Problem out;
-  out.m = p.m;
-  out.epilogue = p.epilogue;
-  out.y = p.y;
-  out.ldy = p.ldy;
+  const FloatOutput out = p.output();
   const int tokens = static_cast<int>(std::min<int64_t>(kTileTokens, p.m - token0));
   for (int64_t s0 = r0; s0 < r1; s0 += kSliceRows) {
     const int64_t s1 = std::min(r1, s0 + kSliceRows);
@@ -226,15 +216,10 @@ void semi24_row_vector(const GemmBf16Problem& p, const uint32_t* xb, int64_t row
       acc[t] = _mm512_dpbf16_ps(acc[t], (__m512bh)selected, weights);
     }
   }
-  const Epilogue& e = p.epilogue;
-  const int lanes = static_cast<int>(std::min<int64_t>(16, w.n - row0));
-  const __m512 bias = e.bias ? Avx512F32::load_partial(e.bias + row0, lanes) : _mm512_setzero_ps();
-  for (int t = 0; t < tokens; ++t) {
-    __m512 out = activate<Avx512F32>(_mm512_add_ps(acc[t], bias), e.activation);
-    if (e.residual)
-      out = _mm512_add_ps(out, Avx512F32::load_partial(e.residual + (token0 + t) * e.ld_residual + row0, lanes));
-    Avx512F32::store_partial(p.y + (token0 + t) * p.ldy + row0, out, lanes);
-  }
+  alignas(64) float sums[1][T][16];
+#pragma GCC unroll 16
+  for (int t = 0; t < T; ++t) _mm512_store_ps(sums[0][t], acc[t]);
+  store_channel_sums<Avx512F32, 1, T>(p.output(), sums, token0, tokens, row0);
 }
 
 void run_semi24_row_vectors(const GemmBf16Problem& p) {

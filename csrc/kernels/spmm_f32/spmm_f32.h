@@ -29,6 +29,7 @@ struct SpmmF32Problem {
 
   int64_t n() const { return w ? w->n : w24->n; }
   int64_t k() const { return w ? w->k : w24->k; }
+  FloatOutput output() const { return FloatOutput{y, ldy, n(), epilogue}; }
 };
 
 using SpmmF32Fn = void (*)(const SpmmF32Problem&);

@@ -75,6 +75,7 @@ void semi24_task_f32(const SpmmF32Problem& p, const float* x, int64_t token0, in
   float* sums = scratch.data();
 
   const Semi24F32& w = *p.w24;
+  const FloatOutput out = p.output();
   const int tokens = static_cast<int>(std::min<int64_t>(kTileTokens, p.m - token0));
   for (int64_t s0 = r0; s0 < r1; s0 += kSliceRows) {
     const int64_t s1 = std::min(r1, s0 + kSliceRows);
@@ -87,7 +88,7 @@ void semi24_task_f32(const SpmmF32Problem& p, const float* x, int64_t token0, in
     // the same channels would crowd into one (1.04-1.19x).
     for (int t0 = 0; t0 < tokens; t0 += L)
       for (int64_t c0 = s0; c0 < s1; c0 += L)
-        store_staged_channels<S, true>(p, sums + (c0 - s0) * kTileTokens + t0, kTileTokens, token0 + t0,
+        store_staged_channels<S, true>(out, sums + (c0 - s0) * kTileTokens + t0, kTileTokens, token0 + t0,
                                        std::min(L, tokens - t0), c0, static_cast<int>(std::min<int64_t>(L, s1 - c0)));
   }
 }
@@ -146,7 +147,7 @@ void semi24_row_vector_f32(const SpmmF32Problem& p, int64_t token0, int tokens, 
   alignas(64) float sums[1][T][S::L];
 #pragma GCC unroll 16
   for (int t = 0; t < T; ++t) S::store(sums[0][t], acc[t]);
-  store_channel_sums<S, 1, T>(p, sums, token0, tokens, row0);
+  store_channel_sums<S, 1, T>(p.output(), sums, token0, tokens, row0);
 }
 
 // Calls of at most this many tokens run vectors over rows. Against the token

@@ -31,6 +31,7 @@
 #include "kernels/output_rows.h"
 #include "kernels/prefetch.h"
 #include "kernels/simd/activation.h"
+#include "kernels/simd/float_epilogue.h"
 #include "kernels/tile_schedule.h"
 #include "kernels/spmm_f32/spmm_f32.h"
 
@@ -113,21 +114,18 @@ void for_each_tile(const SpmmF32Problem& p, int64_t tokens_per_tile, const TileF
 // Channel sums of WV vectors from channel n0 x T tokens (`tokens` of them
 // real) -> y, with bias, activation and residual.
 template <class S, int WV, int T>
-void store_channel_sums(const SpmmF32Problem& p, const float (&sums)[WV][T][S::L], int64_t token0, int tokens,
+void store_channel_sums(const FloatOutput& out, const float (&sums)[WV][T][S::L], int64_t token0, int tokens,
                         int64_t n0) {
   using V = typename S::V;
   constexpr int L = S::L;
-  const Epilogue& e = p.epilogue;
   for (int v = 0; v < WV; ++v) {
     const int64_t c0 = n0 + v * L;
-    const int lanes = static_cast<int>(std::clamp<int64_t>(p.n() - c0, 0, L));
+    const int lanes = static_cast<int>(std::clamp<int64_t>(out.n - c0, 0, L));
     if (lanes == 0) break;
-    const V bias = e.bias ? S::load_partial(e.bias + c0, lanes) : S::zero();
-    for (int t = 0; t < tokens; ++t) {
-      V out = activate<S>(S::add(S::load(sums[v][t]), bias), e.activation);
-      if (e.residual) out = S::add(out, S::load_partial(e.residual + (token0 + t) * e.ld_residual + c0, lanes));
-      S::store_partial(p.y + (token0 + t) * p.ldy + c0, out, lanes);
-    }
+    const V bias = load_bias<S>(out.epilogue, c0, lanes);
+    for (int t = 0; t < tokens; ++t)
+      store_float_channels<S>(out, activate<S>(S::add(S::load(sums[v][t]), bias), out.epilogue.activation),
+                              token0 + t, c0, lanes);
   }
 }
 
@@ -178,7 +176,7 @@ void channel_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t tok
 #pragma GCC unroll 64
     for (int t = 0; t < T; ++t) S::store(sums[v][t], acc[v][t]);
 
-  store_channel_sums<S, WV, T>(p, sums, token0, tokens, br * R);
+  store_channel_sums<S, WV, T>(p.output(), sums, token0, tokens, br * R);
 }
 
 // One panel of 16 tokens: tiles of T tokens, then one of 16 % T.
@@ -288,12 +286,11 @@ void token_tile(const SpmmF32Problem& p, const PanelRange& panels, int64_t token
 // kFinish (straight to y only): the stage holds bare sums; bias and activation
 // are applied here, on vectors of channels.
 template <class S, bool kFinish = false>
-void store_staged_channels(const SpmmF32Problem& p, const float* stage, int64_t stage_stride, int64_t token0,
+void store_staged_channels(const FloatOutput& out, const float* stage, int64_t stage_stride, int64_t token0,
                            int tokens, int64_t c0, int channels, float* rows = nullptr, int64_t ld_rows = 0) {
   using Vec = typename S::V;
   constexpr int L = S::L;
-  const Epilogue& e = p.epilogue;
-  const Vec bias = kFinish && e.bias ? S::load_partial(e.bias + c0, channels) : S::zero();
+  const Vec bias = kFinish ? load_bias<S>(out.epilogue, c0, channels) : S::zero();
   for (int t0 = 0; t0 < tokens; t0 += L) {
     Vec block[L];
     for (int c = 0; c < L; ++c) block[c] = c < channels ? S::load(stage + c * stage_stride + t0) : S::zero();
@@ -303,12 +300,9 @@ void store_staged_channels(const SpmmF32Problem& p, const float* stage, int64_t 
       continue;
     }
     const int count = std::min(L, tokens - t0);
-    for (int i = 0; i < count; ++i) {
-      const int64_t token = token0 + t0 + i;
-      Vec out = kFinish ? activate<S>(S::add(block[i], bias), e.activation) : block[i];
-      if (e.residual) out = S::add(out, S::load_partial(e.residual + token * e.ld_residual + c0, channels));
-      S::store_partial(p.y + token * p.ldy + c0, out, channels);
-    }
+    for (int i = 0; i < count; ++i)
+      store_float_channels<S>(out, kFinish ? activate<S>(S::add(block[i], bias), out.epilogue.activation) : block[i],
+                              token0 + t0 + i, c0, channels);
   }
 }
 
@@ -316,20 +310,20 @@ void store_staged_channels(const SpmmF32Problem& p, const float* stage, int64_t 
 // channels) -> y with bias, activation (A, a constant) and residual: the
 // activation's arithmetic between the stores lets them drain.
 template <class S, Activation A>
-void write_output_rows(const SpmmF32Problem& p, const float* rows, int64_t ld_rows, int64_t token0, int tokens,
+void write_output_rows(const FloatOutput& out, const float* rows, int64_t ld_rows, int64_t token0, int tokens,
                        int64_t c0, int channels) {
   using Vec = typename S::V;
   constexpr int L = S::L;
   constexpr int kVectors = kOutputRowChannels / L;
-  const Epilogue& e = p.epilogue;
+  const Epilogue& e = out.epilogue;
   Vec bias[kVectors];
   for (int v = 0; v < kVectors; ++v) {
     const int lanes = std::clamp(channels - v * L, 0, L);
-    bias[v] = e.bias && lanes > 0 ? S::load_partial(e.bias + c0 + v * L, lanes) : S::zero();
+    bias[v] = lanes > 0 ? load_bias<S>(e, c0 + v * L, lanes) : S::zero();
   }
   for (int t = 0; t < tokens; ++t) {
     const float* row = rows + t * ld_rows;
-    float* y = p.y + (token0 + t) * p.ldy + c0;
+    float* y = out.y + (token0 + t) * out.ldy + c0;
     const float* residual = e.residual ? e.residual + (token0 + t) * e.ld_residual + c0 : nullptr;
     if (channels == kOutputRowChannels) {  // whole vectors, unrolled
       Vec out[kVectors];
@@ -349,10 +343,10 @@ void write_output_rows(const SpmmF32Problem& p, const float* rows, int64_t ld_ro
 }
 
 template <class S>
-void write_output_rows(const SpmmF32Problem& p, const float* rows, int64_t ld_rows, int64_t token0, int tokens,
+void write_output_rows(const FloatOutput& out, const float* rows, int64_t ld_rows, int64_t token0, int tokens,
                        int64_t c0, int channels) {
-  with_activation(p.epilogue.activation, [&](auto a) {
-    write_output_rows<S, decltype(a)::value>(p, rows, ld_rows, token0, tokens, c0, channels);
+  with_activation(out.epilogue.activation, [&](auto a) {
+    write_output_rows<S, decltype(a)::value>(out, rows, ld_rows, token0, tokens, c0, channels);
   });
 }
 
@@ -420,7 +414,7 @@ void run_token_tiles(const SpmmF32Problem& p) {
             table[(tokens + S::L - 1) / S::L - 1](p, panels, token0, br, stage + (br - br0) * R * kTileTokens,
                                                   kTileTokens, rows == nullptr);
           const int64_t c0 = br0 * R;
-          store_staged_channels<S>(p, stage, kTileTokens, token0, tokens, c0,
+          store_staged_channels<S>(p.output(), stage, kTileTokens, token0, tokens, c0,
                                    static_cast<int>(std::min<int64_t>(w.n, br_end * R) - c0), rows, ld_rows);
         };
         if (!staged) return run_group(unit, nullptr, 0);
@@ -428,7 +422,7 @@ void run_token_tiles(const SpmmF32Problem& p) {
         const int64_t g0 = unit * groups_per_unit, g1 = std::min(row_groups, g0 + groups_per_unit);
         const int64_t unit_c0 = g0 * kRowsPerGroup * R;
         for (int64_t g = g0; g < g1; ++g) run_group(g, out.column(g * kRowsPerGroup * R - unit_c0), out.kLd);
-        write_output_rows<S>(p, out.data, out.kLd, token0, tokens, unit_c0,
+        write_output_rows<S>(p.output(), out.data, out.kLd, token0, tokens, unit_c0,
                              static_cast<int>(std::min<int64_t>(w.n, g1 * kRowsPerGroup * R) - unit_c0));
       });
 }
